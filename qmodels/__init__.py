@@ -1,0 +1,1 @@
+"""Quantum models and circuits: no files, no orchestration, only torch and Qiskit."""

@@ -1,0 +1,43 @@
+"""QuantumLayer: a compiled circuit as a torch module with trainable weights."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from qmodels.circuits import Ansatz
+from qmodels.executor import StatevectorExecutor, compile_ansatz
+
+
+class QuantumLayer(torch.nn.Module):
+    """Wrap an executor; the circuit's weights become an ``nn.Parameter``.
+
+    ``copies`` > 0 keeps that many independent weight sets of the same circuit
+    (shape ``(copies, n_weights)``) and returns ``(copies, B, out)``: this is how
+    the patch sub-generators of one class run as a single batched call.
+    Weights start uniform in [0, ``init_scale``·2π).
+    """
+
+    def __init__(
+        self,
+        ansatz: Ansatz,
+        *,
+        copies: int = 0,
+        init_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        **executor_options,
+    ) -> None:
+        super().__init__()
+        self.ansatz = ansatz
+        self.executor: StatevectorExecutor = compile_ansatz(ansatz, **executor_options)
+        shape = (copies, len(ansatz.weights)) if copies else (len(ansatz.weights),)
+        init = torch.rand(shape, generator=generator) * (2 * math.pi * init_scale)
+        self.weight = torch.nn.Parameter(init)
+
+    @property
+    def output_dim(self) -> int:
+        return self.ansatz.output_dim
+
+    def forward(self, inputs: torch.Tensor | None) -> torch.Tensor:
+        return self.executor(inputs, self.weight)

@@ -1,0 +1,1 @@
+"""Pipeline stages: typed params in, files out."""

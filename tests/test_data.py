@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from qaug.data import ImageSet, embedded_mnist, resize, split_per_class
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return embedded_mnist()
+
+
+def test_embedded_mnist_is_offline_and_normalised(mnist) -> None:
+    x, y = mnist
+    assert x.shape == (5000, 1, 28, 28) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert np.bincount(y).tolist() == [500] * 10
+
+
+def test_splits_are_disjoint_exact_and_seeded(mnist) -> None:
+    x, y = mnist
+    counts = {"train": 100, "val": 50, "test": 100}
+    a = split_per_class(x, y, (0, 1, 2), counts, seed=3)
+    b = split_per_class(x, y, (0, 1, 2), counts, seed=3)
+    c = split_per_class(x, y, (0, 1, 2), counts, seed=4)
+    for name, n in counts.items():
+        assert a[name].counts().tolist() == [n] * 3
+        np.testing.assert_array_equal(a[name].images, b[name].images)
+        np.testing.assert_array_equal(a[name].labels, b[name].labels)
+    assert not np.array_equal(a["train"].images, c["train"].images)
+    flat = {k: {v.tobytes() for v in s.images} for k, s in a.items()}
+    assert not flat["train"] & flat["test"] and not flat["train"] & flat["val"] and not flat["val"] & flat["test"]
+
+
+def test_labels_are_remapped_in_class_order(mnist) -> None:
+    x, y = mnist
+    s = split_per_class(x, y, (7, 3), {"train": 5}, seed=0)["train"]
+    assert s.classes == (7, 3) and set(s.labels.tolist()) == {0, 1}
+
+
+def test_too_few_images_is_a_clear_error(mnist) -> None:
+    x, y = mnist
+    with pytest.raises(ValueError, match="class 1 has 500 images but the splits"):
+        split_per_class(x, y, (1,), {"train": 400, "test": 200}, seed=0)
+
+
+@pytest.mark.parametrize("size", [28, 14, 8])
+def test_resize(mnist, size: int) -> None:
+    x, _ = mnist
+    out = resize(x[:4], size)
+    assert out.shape == (4, 1, size, size) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert abs(out.mean() - x[:4].mean()) < 0.02  # antialiased: brightness kept
+
+
+def test_imageset_validates_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(n, C, H, W\)"):
+        ImageSet(np.zeros((3, 8, 8)), np.zeros(3, dtype=np.int64), (0,))
