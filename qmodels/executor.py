@@ -36,6 +36,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from qmodels.circuits import Ansatz, Expectations, Output, Probabilities
 from qmodels.gates import Dense, Monomial, Rotation, UnsupportedGateError, classify
+from qmodels.kernels import kron_matrices, kron_vectors, rotation_matrices
 
 Fusion = Literal["auto", "always", "never"]
 _SKIPPED = frozenset({"barrier", "delay", "id"})
@@ -99,18 +100,6 @@ def _blocks(n: int) -> list[tuple[int, int]]:
     k = -(-n // _BLOCK_QUBITS)
     edges = [round(i * n / k) for i in range(k + 1)]
     return [(edges[i], edges[i + 1]) for i in range(k)]
-
-
-def _kron(higher: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
-    """Batched Kronecker product of (..., a, a) and (..., b, b); ``higher`` holds the more significant qubits."""
-    a, b = higher.shape[-1], lower.shape[-1]
-    out = higher[..., :, None, :, None] * lower[..., None, :, None, :]
-    return out.reshape(*out.shape[:-4], a * b, a * b)
-
-
-def _kron_vec(higher: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
-    out = higher[..., :, None] * lower[..., None, :]
-    return out.reshape(*out.shape[:-2], -1)
 
 
 class StatevectorExecutor(torch.nn.Module):
@@ -214,7 +203,8 @@ class StatevectorExecutor(torch.nn.Module):
         self.real_dtype = torch.float64 if precision == "double" else torch.float32
         self.dtype = self.real_dtype if real else (torch.complex128 if precision == "double" else torch.complex64)
         n_par = self.num_inputs + self.num_weights
-        self._const("quarter_turn", np.array([0.0, np.pi / 2]), real=True)
+        self._const("eye2", np.eye(2))
+        self._real_table: dict[str, bool] = {}
         for tag in rows:
             coef = np.zeros((n_par, len(rows[tag])))
             bias = np.array([b for _, b in rows[tag]], dtype=float)
@@ -224,10 +214,13 @@ class StatevectorExecutor(torch.nn.Module):
             self._const(f"coef_{tag}", coef, real=True)
             self._const(f"bias_{tag}", bias, real=True)
             d = int(tag[1])
-            a = np.stack([m.a for m in rots[tag]]) if rots[tag] else np.zeros((0, d, d))
-            bc = np.stack([np.stack([m.b.reshape(-1), m.c.reshape(-1)]) for m in rots[tag]]) if rots[tag] else None
-            self._const(f"a_{tag}", a if np.abs(a).max(initial=0) > 0 else None)
-            self._const(f"bc_{tag}", bc)
+            parts = {k: np.stack([getattr(m, k) for m in rots[tag]]) if rots[tag] else np.zeros((0, d, d)) for k in "abc"}
+            # a table whose matrices are all real is built in real arithmetic (cheaper), e.g. RY encodings
+            table_real = all(np.allclose(v.imag, 0) for v in parts.values())
+            self._real_table[tag] = table_real
+            self._const(f"a_{tag}", parts["a"] if np.abs(parts["a"]).max(initial=0) > 0 else None, real=table_real)
+            self._const(f"b_{tag}", parts["b"], real=table_real)
+            self._const(f"c_{tag}", parts["c"], real=table_real)
         for tag, mats in fixed.items():
             d = int(tag[1])
             self._const(tag, np.stack(mats) if mats else np.zeros((0, d, d)))
@@ -305,12 +298,7 @@ class StatevectorExecutor(torch.nn.Module):
     # ------------------------------------------------------------------ execution
     def _rotations(self, angles: torch.Tensor, tag: str) -> torch.Tensor:
         """Matrices A + cos·B + sin·C for a table of angles (..., G) → (..., G, d, d)."""
-        trig = torch.cos(angles.unsqueeze(-1) - self._quarter_turn).to(self.dtype)  # (cos, sin)
-        flat = (trig.unsqueeze(-2) @ getattr(self, f"_bc_{tag}")).squeeze(-2)
-        d = int(tag[1])
-        m = flat.reshape(*flat.shape[:-1], d, d)
-        a = getattr(self, f"_a_{tag}")
-        return m if a is None else m + a
+        return rotation_matrices(angles, *(getattr(self, f"_{p}_{tag}") for p in "abc"))
 
     def _per_qubit(self, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Gather each layer's gates per qubit and multiply them: (..., L, n, 2, 2)."""
@@ -323,14 +311,9 @@ class StatevectorExecutor(torch.nn.Module):
         return out
 
     def _block_matrices(self, per_qubit: torch.Tensor, blocks: list[tuple[int, int]]) -> list[torch.Tensor]:
-        qubit = per_qubit.unbind(-3)
-        out = []
-        for lo, hi in blocks:
-            k = qubit[hi - 1]
-            for q in range(hi - 2, lo - 1, -1):
-                k = _kron(k, qubit[q])
-            out.append(k)
-        return out
+        if blocks == [(0, self.num_qubits)]:
+            return [kron_matrices(per_qubit)]
+        return [kron_matrices(per_qubit[..., lo:hi, :, :]) for lo, hi in blocks]
 
     def _fuse(self, start: int, full: torch.Tensor) -> torch.Tensor:
         """One unitary (W, N, N) for a run of shared layers and permutations (rows permuted per layer)."""
@@ -386,7 +369,8 @@ class StatevectorExecutor(torch.nn.Module):
         shared_parts = [mats["s2"]] if "s2" in mats else []
         if self._f2.shape[0]:
             shared_parts.append(self._f2.expand(W, -1, -1, -1))
-        shared_parts.append(torch.eye(2, dtype=self.dtype, device=w.device).expand(W, 1, 2, 2))
+        shared_parts = [p.to(self.dtype) for p in shared_parts]
+        shared_parts.append(self._eye2.expand(W, 1, 2, 2))
         shared = torch.cat(shared_parts, dim=1) if len(shared_parts) > 1 else shared_parts[0]
         per_qubit: dict[bool, torch.Tensor] = {}
         if self._layers_s.shape[0]:
@@ -394,7 +378,7 @@ class StatevectorExecutor(torch.nn.Module):
         if self._layers_b.shape[0]:
             table = mats["b2"]
             if self._layers_b.max() >= table.shape[2]:  # batched layers also use shared gates
-                table = torch.cat([table, shared[:, None].expand(W, B, -1, -1, -1)], dim=2)
+                table = torch.cat([table.to(self.dtype), shared[:, None].expand(W, B, -1, -1, -1)], dim=2)
             per_qubit[True] = self._per_qubit(table, self._layers_b)  # (W, B, Lb, n, 2, 2)
 
         fusing = {
@@ -418,15 +402,12 @@ class StatevectorExecutor(torch.nn.Module):
                 if not batched:
                     pq = pq[:, None]
                 if state is None:  # a product state: first columns only
-                    cols = pq[..., :, 0].unbind(-2)
-                    state = cols[n - 1]
-                    for q in range(n - 2, -1, -1):
-                        state = _kron_vec(state, cols[q])
+                    state = kron_vectors(pq[..., :, 0]).to(self.dtype)
                 else:
                     if batched not in blocks:
                         blocks[batched] = self._block_matrices(per_qubit[batched], self._blocks)
                     for (lo, hi), mats_blk in zip(self._blocks, blocks[batched]):
-                        m = mats_blk[..., slot, :, :]
+                        m = mats_blk[..., slot, :, :].to(self.dtype)
                         state = _apply_block(state, m if batched else m[:, None], lo, hi, n)
             else:
                 if state is None:
@@ -440,6 +421,7 @@ class StatevectorExecutor(torch.nn.Module):
                 else:
                     tag, k = step.ref
                     g = mats[tag][:, None, k] if tag == "s4" else mats[tag][:, :, k] if tag == "b4" else self._f4[k][None, None]
+                    g = g.to(self.dtype)
                     state = _apply_pair(state, g, step.qubits, n)
             pos += 1
         if state is None:

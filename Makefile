@@ -1,0 +1,37 @@
+# One command to run, one to test; each creates the environment when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(PYTHON) -m uv
+
+.PHONY: run test test-slow bench install install-bench clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(PY) -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.lock
+	$(UV) pip install --quiet --python $(PY) -r requirements-bench.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+install-bench: $(VENV)/.installed-bench
+
+run: install
+	$(VENV)/bin/qaug demo
+
+test: install
+	$(PY) -m pytest -m "not slow"
+
+test-slow: install
+	$(PY) -m pytest -m slow
+
+bench: install-bench
+	$(PY) bench/qsim.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .hypothesis

@@ -1,0 +1,109 @@
+"""Small tensor kernels with hand-written backward passes.
+
+The circuits qaug trains are tiny (4–10 qubits), so time goes to per-operation
+overhead, not arithmetic. Each function here replaces a chain of 5–15 autograd
+nodes (broadcasts, views, reductions) by a single node whose backward is a few
+fused tensor operations. ``tests/test_kernels.py`` checks them with gradcheck.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _bit_index(n: int, device: torch.device) -> torch.Tensor:
+    """(n, 2**n): bit q of every basis index (Qiskit little-endian)."""
+    i = torch.arange(2**n, device=device)
+    return (i[None, :] >> torch.arange(n, device=device)[:, None]) & 1
+
+
+class _Rotations(torch.autograd.Function):
+    """M(θ) = A + cos θ · B + sin θ · C for angles (..., G) and constants (G, d, d)."""
+
+    @staticmethod
+    def forward(ctx, angles, a, b, c):
+        cos, sin = torch.cos(angles)[..., None, None], torch.sin(angles)[..., None, None]
+        ctx.save_for_backward(cos, sin, b, c)
+        out = cos * b + sin * c
+        return out if a is None else out + a
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin, b, c = ctx.saved_tensors
+        deriv = cos * c - sin * b
+        g = grad * (deriv.conj() if deriv.is_complex() else deriv)
+        g = g.real if g.is_complex() else g
+        return g.sum((-1, -2)), None, None, None
+
+
+def rotation_matrices(angles: torch.Tensor, a: torch.Tensor | None, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return _Rotations.apply(angles, a, b, c)
+
+
+def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
+    """Product over all other entries along ``dim`` (exact with zeros: prefix × suffix)."""
+    ones = torch.ones_like(g.narrow(dim, 0, 1))
+    prefix = torch.cat([ones, torch.cumprod(g, dim).narrow(dim, 0, g.shape[dim] - 1)], dim)
+    suffix = torch.cat([torch.cumprod(g.flip(dim), dim).narrow(dim, 0, g.shape[dim] - 1).flip(dim), ones], dim)
+    return prefix * suffix
+
+
+class _KronMatrices(torch.autograd.Function):
+    """⊗ of per-qubit 2×2 matrices (..., n, 2, 2) → (..., 2**n, 2**n), qubit 0 least significant."""
+
+    @staticmethod
+    def forward(ctx, per_qubit):
+        n = per_qubit.shape[-3]
+        bits = _bit_index(n, per_qubit.device)
+        index = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n, -1)  # entry (bit_q(i), bit_q(j)) of qubit q
+        flat = per_qubit.reshape(*per_qubit.shape[:-2], 4)
+        factors = torch.gather(flat, -1, index.expand(*flat.shape[:-1], -1))
+        factors = factors.reshape(*factors.shape[:-1], 2**n, 2**n)  # (..., n, N, N)
+        ctx.save_for_backward(factors)
+        return factors.prod(-3)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (factors,) = ctx.saved_tensors
+        n, N = factors.shape[-3], factors.shape[-1]
+        others = _exclusive_products(factors, -3)
+        others = others.conj() if others.is_complex() else others
+        g = grad.unsqueeze(-3) * others  # (..., n, N, N)
+        lead = g.shape[:-3]
+        out = []
+        for q in range(n):
+            hi, lo = 2 ** (n - 1 - q), 2**q
+            gq = g[..., q, :, :].reshape(*lead, hi, 2, lo, hi, 2, lo)
+            out.append(gq.sum((-6, -4, -3, -1)))
+        return torch.stack(out, dim=-3)
+
+
+def kron_matrices(per_qubit: torch.Tensor) -> torch.Tensor:
+    return _KronMatrices.apply(per_qubit)
+
+
+class _KronVectors(torch.autograd.Function):
+    """⊗ of per-qubit vectors (..., n, 2) → (..., 2**n): a product state."""
+
+    @staticmethod
+    def forward(ctx, per_qubit):
+        n = per_qubit.shape[-2]
+        bits = _bit_index(n, per_qubit.device)
+        factors = torch.gather(per_qubit, -1, bits.expand(*per_qubit.shape[:-1], -1))  # (..., n, N)
+        ctx.save_for_backward(factors)
+        return factors.prod(-2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (factors,) = ctx.saved_tensors
+        n = factors.shape[-2]
+        others = _exclusive_products(factors, -2)
+        others = others.conj() if others.is_complex() else others
+        g = grad.unsqueeze(-2) * others  # (..., n, N)
+        lead = g.shape[:-2]
+        out = [g[..., q, :].reshape(*lead, 2 ** (n - 1 - q), 2, 2**q).sum((-3, -1)) for q in range(n)]
+        return torch.stack(out, dim=-2)
+
+
+def kron_vectors(per_qubit: torch.Tensor) -> torch.Tensor:
+    return _KronVectors.apply(per_qubit)
