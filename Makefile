@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := $(PYTHON) -m uv
+UV := $(PY) -m uv
 
 .PHONY: run test test-slow bench install install-bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --upgrade >/dev/null
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) pip install --quiet --python $(PY) -r requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@

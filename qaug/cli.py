@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--image-size", type=int, default=28, choices=(28, 14, 8))
     demo.add_argument("--epochs", type=int, default=30)
-    demo.add_argument("--qgan-steps", type=int, default=600)
+    demo.add_argument("--qgan-steps", type=int, default=1200)
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
