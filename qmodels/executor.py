@@ -190,7 +190,13 @@ class StatevectorExecutor(torch.nn.Module):
             if d == 4:
                 program.append(_Local(qubits, ref))
                 continue
-            if not (program and isinstance(program[-1], _Layer)):
+            # A new layer starts after a non-layer step, or when a gate's batched-ness differs from
+            # the open layer's and its qubit already has gates there: input-dependent encodings stay
+            # apart from the weight-only layers after them, which can then be fused.
+            batched_gate = ref[0] == "b2"
+            if not (program and isinstance(program[-1], _Layer)) or (
+                layers[-1][0] != batched_gate and layers[-1][1][qubits[0]]
+            ):
                 layers.append((False, [[] for _ in range(n)]))
                 program.append(_Layer(len(layers) - 1, False))
             batched_layer, refs = layers[-1]
@@ -302,14 +308,10 @@ class StatevectorExecutor(torch.nn.Module):
 
     def _per_qubit(self, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Gather each layer's gates per qubit and multiply them: (..., L, n, 2, 2)."""
-        gates = torch.index_select(table, -3, idx.reshape(-1))  # index_select: far faster than fancy indexing
-        gates = gates.reshape(*table.shape[:-3], *idx.shape, 2, 2)  # (..., L, n, R, 2, 2)
-        if idx.shape[-1] == 1:
-            return gates[..., 0, :, :]
-        gates = gates.unbind(-3)
-        out = gates[0]
-        for g in gates[1:]:
-            out = g @ out
+        out = None
+        for r in range(idx.shape[-1]):  # index_select: far faster than fancy indexing
+            g = torch.index_select(table, -3, idx[..., r].reshape(-1)).reshape(*table.shape[:-3], *idx.shape[:-1], 2, 2)
+            out = g if out is None else g @ out
         return out
 
     def _block_matrices(self, per_qubit: torch.Tensor, blocks: list[tuple[int, int]]) -> list[torch.Tensor]:

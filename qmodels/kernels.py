@@ -8,9 +8,12 @@ fused tensor operations. ``tests/test_kernels.py`` checks them with gradcheck.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 
+@lru_cache(maxsize=64)
 def _bit_index(n: int, device: torch.device) -> torch.Tensor:
     """(n, 2**n): bit q of every basis index (Qiskit little-endian)."""
     i = torch.arange(2**n, device=device)
@@ -40,8 +43,32 @@ def rotation_matrices(angles: torch.Tensor, a: torch.Tensor | None, b: torch.Ten
     return _Rotations.apply(angles, a, b, c)
 
 
+@lru_cache(maxsize=64)
+def _selector(n: int, dtype: torch.dtype, device: torch.device, matrices: bool) -> torch.Tensor:
+    """Sums a qubit's entries by bit value in one batched matmul.
+
+    Vectors: (n, N, 2) with S[q, i, b] = [bit_q(i) = b]; matrices: (n, N·N, 4) with
+    S[q, i·N + j, 2a + b] = [bit_q(i) = a][bit_q(j) = b].
+    """
+    onehot = torch.nn.functional.one_hot(_bit_index(n, device), 2).to(dtype)  # (n, N, 2)
+    if not matrices:
+        return onehot
+    pair = onehot[:, :, None, :, None] * onehot[:, None, :, None, :]  # (n, N, N, 2, 2)
+    return pair.reshape(n, 4**n, 4)
+
+
+def _reduce_per_qubit(g: torch.Tensor, n: int, matrices: bool) -> torch.Tensor:
+    """(..., n, N[, N]) → (..., n, 2[, 2]): sum each qubit's entries by the value of its bit(s)."""
+    lead = g.shape[: g.dim() - (3 if matrices else 2)]
+    flat = g.reshape(-1, n, g.shape[-1] ** (2 if matrices else 1)).transpose(0, 1)  # (n, M, N[²])
+    out = torch.bmm(flat, _selector(n, g.dtype, g.device, matrices)).transpose(0, 1)
+    return out.reshape(*lead, n, 2, 2) if matrices else out.reshape(*lead, n, 2)
+
+
 def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
-    """Product over all other entries along ``dim`` (exact with zeros: prefix × suffix)."""
+    """Product over all other entries along ``dim``: total / entry, or prefix × suffix where zeros occur."""
+    if not (g == 0).any():
+        return g.prod(dim, keepdim=True) / g
     ones = torch.ones_like(g.narrow(dim, 0, 1))
     prefix = torch.cat([ones, torch.cumprod(g, dim).narrow(dim, 0, g.shape[dim] - 1)], dim)
     suffix = torch.cat([torch.cumprod(g.flip(dim), dim).narrow(dim, 0, g.shape[dim] - 1).flip(dim), ones], dim)
@@ -68,14 +95,7 @@ class _KronMatrices(torch.autograd.Function):
         n, N = factors.shape[-3], factors.shape[-1]
         others = _exclusive_products(factors, -3)
         others = others.conj() if others.is_complex() else others
-        g = grad.unsqueeze(-3) * others  # (..., n, N, N)
-        lead = g.shape[:-3]
-        out = []
-        for q in range(n):
-            hi, lo = 2 ** (n - 1 - q), 2**q
-            gq = g[..., q, :, :].reshape(*lead, hi, 2, lo, hi, 2, lo)
-            out.append(gq.sum((-6, -4, -3, -1)))
-        return torch.stack(out, dim=-3)
+        return _reduce_per_qubit(grad.unsqueeze(-3) * others, n, matrices=True)
 
 
 def kron_matrices(per_qubit: torch.Tensor) -> torch.Tensor:
@@ -99,10 +119,7 @@ class _KronVectors(torch.autograd.Function):
         n = factors.shape[-2]
         others = _exclusive_products(factors, -2)
         others = others.conj() if others.is_complex() else others
-        g = grad.unsqueeze(-2) * others  # (..., n, N)
-        lead = g.shape[:-2]
-        out = [g[..., q, :].reshape(*lead, 2 ** (n - 1 - q), 2, 2**q).sum((-3, -1)) for q in range(n)]
-        return torch.stack(out, dim=-2)
+        return _reduce_per_qubit(grad.unsqueeze(-2) * others, n, matrices=False)
 
 
 def kron_vectors(per_qubit: torch.Tensor) -> torch.Tensor:
