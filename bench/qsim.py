@@ -173,22 +173,26 @@ def main() -> None:
     header = f"{'workload':<15}{'mode':<9}{'qaug':>10}{'pennylane':>11}{'qml-torch':>11}{'× pennylane':>13}{'× qml-torch':>13}"
     print(header)
     print("-" * len(header))
-    for w in WORKLOADS:
+    results = []
+    for w in WORKLOADS:  # qaug and PennyLane first, before qiskit-machine-learning starts any worker threads
         x = torch.rand(w.batch, len(w.ansatz.inputs)) * np.pi
         theta = torch.rand(len(w.ansatz.weights)) * 2 * np.pi
         ours = qaug_fns(w, x, theta)
         pl = pennylane_fns(w, x, theta)
         err = np.abs(ours[2]() - pl[2]()).max()
         assert err < 1e-4, f"{w.name}: PennyLane circuit differs from qaug's by {err}"
-        qml = None
-        if not args.skip_qml:
+        rates = {mode: [rate(ours[k], w.batch, args.seconds), rate(pl[k], w.batch, args.seconds), float("nan")]
+                 for mode, k in (("fwd+bwd", 0), ("fwd", 1))}
+        results.append((w, x, theta, ours, rates))
+    if not args.skip_qml:
+        for w, x, theta, ours, rates in results:
             qml = qml_fns(w, x, theta, args.qml_batch)
             err = np.abs(ours[2]()[: args.qml_batch] - qml[2]()).max()
             assert err < 1e-4, f"{w.name}: qiskit-machine-learning differs from qaug by {err}"
-        for mode, k in (("fwd+bwd", 0), ("fwd", 1)):
-            r_ours = rate(ours[k], w.batch, args.seconds)
-            r_pl = rate(pl[k], w.batch, args.seconds)
-            r_qml = rate(qml[k], args.qml_batch, args.seconds, rounds=1) if qml else float("nan")
+            for mode, k in (("fwd+bwd", 0), ("fwd", 1)):
+                rates[mode][2] = rate(qml[k], args.qml_batch, args.seconds, rounds=1)
+    for w, _, _, _, rates in results:
+        for mode, (r_ours, r_pl, r_qml) in rates.items():
             print(f"{w.name:<15}{mode:<9}{r_ours:>10.0f}{r_pl:>11.0f}{r_qml:>11.2f}{r_ours / r_pl:>12.1f}×{r_ours / r_qml:>12.0f}×")
     print("\nsamples/s, median of 5 windows (qml-torch: one window); ratios from this run.")
 

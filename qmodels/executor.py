@@ -36,7 +36,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from qmodels.circuits import Ansatz, Expectations, Output, Probabilities
 from qmodels.gates import Dense, Monomial, Rotation, UnsupportedGateError, classify
-from qmodels.kernels import kron_matrices, kron_vectors, rotation_matrices
+from qmodels.kernels import kron_matrices, kron_vectors, probabilities, rotation_matrices
 
 Fusion = Literal["auto", "always", "never"]
 _SKIPPED = frozenset({"barrier", "delay", "id"})
@@ -543,7 +543,7 @@ class _Readout(torch.nn.Module):
                 )
 
     def _probs(self, state: torch.Tensor) -> torch.Tensor:
-        return state.square() if self.real else torch.view_as_real(state).square().sum(-1)
+        return probabilities(state)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         if self.kind == "probs":

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qmodels.kernels import kron_matrices, kron_vectors, rotation_matrices
+from qmodels.kernels import kron_matrices, kron_vectors, probabilities, rotation_matrices
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
@@ -30,3 +30,9 @@ def test_kron_matches_torch_and_gradcheck(dtype, n: int) -> None:
         ev = torch.stack([torch.kron(ev[k], v[k, q]) for k in range(4)])
     torch.testing.assert_close(kron_vectors(v), ev)
     assert torch.autograd.gradcheck(kron_vectors, (v,))
+
+
+def test_probabilities_gradcheck() -> None:
+    z = torch.randn(3, 8, dtype=torch.complex128, requires_grad=True)
+    torch.testing.assert_close(probabilities(z), z.abs().square())
+    assert torch.autograd.gradcheck(probabilities, (z,))
