@@ -8,14 +8,18 @@ and parameter shift for gradients (thousands of times slower, see
 
 How it stays fast on small circuits, where per-operation overhead dominates:
 
-* all gate angles come from one affine map ``angle = A·[inputs, weights] + b``;
-  all rotation matrices of a kind are built at once (``M = A + cos·B + sin·C``);
-* runs of fixed permutation gates (CNOT/CZ chains, X, SWAP, ...) collapse into
-  a single gather with phases;
-* a run of gates that depend on weights only is *fused* into one unitary per
-  weight set when that is cheaper than gate-by-gate simulation of the batch
-  (roughly when the batch is larger than 2**n): the gates are embedded as full
-  matrices with one gather and multiplied in a log-depth tree;
+* all gate angles come from one affine map ``angle = A·[inputs, weights] + b``
+  and all rotation matrices of a table are built in one kernel
+  (``M = A + cos·B + sin·C``, see ``qmodels.kernels``);
+* consecutive single-qubit gates form a *layer*: the gates on each qubit are
+  multiplied into one 2×2 matrix, the layer is applied as Kronecker blocks of
+  up to 5 qubits (one matmul per block), and a first layer acting on |0…0⟩ is
+  just a product state;
+* runs of fixed two-qubit permutation gates (CNOT/CZ chains, SWAP) collapse
+  into one gather with phases;
+* for up to 6 qubits, a run of weight-only layers is *fused* into one unitary
+  per weight set (log-depth product) when a cost model says that beats
+  applying the layers to the batch (roughly when the batch exceeds 2**n);
 * circuits with real gates only (RY, CNOT, CZ, H, ...) run in real arithmetic.
 
 Qubit order is Qiskit's: basis index = Σ bit(q)·2**q. Parameters bind in the
@@ -34,7 +38,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Gate, Parameter, ParameterExpression
 from qiskit.quantum_info import SparsePauliOp
 
-from qmodels.circuits import Ansatz, Expectations, Output, Probabilities
+from qmodels.circuits import Ansatz, Output, Probabilities
 from qmodels.gates import Dense, Monomial, Rotation, UnsupportedGateError, classify
 from qmodels.kernels import kron_matrices, kron_vectors, probabilities, rotation_matrices
 

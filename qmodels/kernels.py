@@ -57,14 +57,6 @@ def _selector(n: int, dtype: torch.dtype, device: torch.device, matrices: bool) 
     return pair.reshape(n, 4**n, 4)
 
 
-def _reduce_per_qubit(g: torch.Tensor, n: int, matrices: bool) -> torch.Tensor:
-    """(..., n, N[, N]) → (..., n, 2[, 2]): sum each qubit's entries by the value of its bit(s)."""
-    lead = g.shape[: g.dim() - (3 if matrices else 2)]
-    flat = g.reshape(-1, n, g.shape[-1] ** (2 if matrices else 1)).transpose(0, 1)  # (n, M, N[²])
-    out = torch.bmm(flat, _selector(n, g.dtype, g.device, matrices)).transpose(0, 1)
-    return out.reshape(*lead, n, 2, 2) if matrices else out.reshape(*lead, n, 2)
-
-
 def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
     """Product over all other entries along ``dim``: total / entry, or prefix × suffix where zeros occur."""
     if not (g == 0).any():
@@ -75,55 +67,45 @@ def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
     return prefix * suffix
 
 
-class _KronMatrices(torch.autograd.Function):
-    """⊗ of per-qubit 2×2 matrices (..., n, 2, 2) → (..., 2**n, 2**n), qubit 0 least significant."""
+class _Kron(torch.autograd.Function):
+    """⊗ over qubits of per-qubit entries, qubit 0 least significant.
+
+    ``per_qubit`` is (..., n, d) with d = 2 (vectors: a product state) or d = 4
+    (flattened 2×2 matrices). Each output entry is the product of one entry per
+    qubit, picked by the bits of its index: a gather, then a product.
+    """
 
     @staticmethod
-    def forward(ctx, per_qubit):
-        n = per_qubit.shape[-3]
-        bits = _bit_index(n, per_qubit.device)
-        index = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n, -1)  # entry (bit_q(i), bit_q(j)) of qubit q
-        flat = per_qubit.reshape(*per_qubit.shape[:-2], 4)
-        factors = torch.gather(flat, -1, index.expand(*flat.shape[:-1], -1))
-        factors = factors.reshape(*factors.shape[:-1], 2**n, 2**n)  # (..., n, N, N)
+    def forward(ctx, per_qubit, index):
+        factors = torch.gather(per_qubit, -1, index.expand(*per_qubit.shape[:-1], -1))  # (..., n, K)
         ctx.save_for_backward(factors)
-        return factors.prod(-3)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (factors,) = ctx.saved_tensors
-        n, N = factors.shape[-3], factors.shape[-1]
-        others = _exclusive_products(factors, -3)
-        others = others.conj() if others.is_complex() else others
-        return _reduce_per_qubit(grad.unsqueeze(-3) * others, n, matrices=True)
-
-
-def kron_matrices(per_qubit: torch.Tensor) -> torch.Tensor:
-    return _KronMatrices.apply(per_qubit)
-
-
-class _KronVectors(torch.autograd.Function):
-    """⊗ of per-qubit vectors (..., n, 2) → (..., 2**n): a product state."""
-
-    @staticmethod
-    def forward(ctx, per_qubit):
-        n = per_qubit.shape[-2]
-        bits = _bit_index(n, per_qubit.device)
-        factors = torch.gather(per_qubit, -1, bits.expand(*per_qubit.shape[:-1], -1))  # (..., n, N)
-        ctx.save_for_backward(factors)
+        ctx.d = per_qubit.shape[-1]
         return factors.prod(-2)
 
     @staticmethod
     def backward(ctx, grad):
         (factors,) = ctx.saved_tensors
-        n = factors.shape[-2]
         others = _exclusive_products(factors, -2)
-        others = others.conj() if others.is_complex() else others
-        return _reduce_per_qubit(grad.unsqueeze(-2) * others, n, matrices=False)
+        g = grad.unsqueeze(-2) * (others.conj() if others.is_complex() else others)  # (..., n, K)
+        n, K = g.shape[-2:]
+        flat = g.reshape(-1, n, K).transpose(0, 1)  # (n, M, K): one batched matmul sums by bit value
+        out = torch.bmm(flat, _selector(n, g.dtype, g.device, ctx.d == 4)).transpose(0, 1)
+        return out.reshape(*g.shape[:-1], ctx.d), None
 
 
 def kron_vectors(per_qubit: torch.Tensor) -> torch.Tensor:
-    return _KronVectors.apply(per_qubit)
+    """(..., n, 2) → (..., 2**n)."""
+    n = per_qubit.shape[-2]
+    return _Kron.apply(per_qubit, _bit_index(n, per_qubit.device))
+
+
+def kron_matrices(per_qubit: torch.Tensor) -> torch.Tensor:
+    """(..., n, 2, 2) → (..., 2**n, 2**n)."""
+    n = per_qubit.shape[-3]
+    bits = _bit_index(n, per_qubit.device)
+    index = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n, -1)  # entry (bit_q(i), bit_q(j)) of qubit q
+    out = _Kron.apply(per_qubit.reshape(*per_qubit.shape[:-2], 4), index)
+    return out.reshape(*out.shape[:-1], 2**n, 2**n)
 
 
 class _Probabilities(torch.autograd.Function):

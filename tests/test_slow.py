@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qaug.data import embedded_mnist, resize, split_per_class
+from qaug.data import embedded_mnist, split_per_class
 from qmodels.classical import predict, train_classifier
 from qmodels.hqcnn import HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
 from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, train_qgan
