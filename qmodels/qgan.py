@@ -19,8 +19,9 @@ post-processing step (bilinear upsampling + 3×3 conv + sigmoid, only when
 Discriminator: fully connected, input = flattened image ⊕ one-hot class.
 Loss: minimax BCE (non-saturating for the generator) with an R1 penalty on the
 discriminator's gradient at real images: without it the discriminator wins
-within a few hundred steps and label fidelity swings between seeds (measured:
-61–68 % mean over 3 seeds without R1, 96 % with γ = 1).
+within a few hundred steps and label fidelity swings between seeds (measured
+over 3 seeds: 61–68 % mean without R1, 93.6 % with γ = 1, 96.4 % with γ = 1 and
+the generator's weights averaged (EMA 0.99), which is what training returns).
 ``class_weights`` scale each class's terms in both losses.
 """
 
@@ -72,6 +73,7 @@ class QGANTrainConfig:
     lr_generator: float = 0.02
     lr_discriminator: float = 0.002
     r1_gamma: float = 1.0  # R1 penalty (Mescheder et al. 2018): keeps the discriminator from overpowering
+    ema_decay: float = 0.99  # the returned generator is an exponential moving average of its weights (0 = off)
     seed: int = 0
 
 
@@ -218,6 +220,7 @@ def train_qgan(
     fake_labels = torch.arange(C).repeat_interleave(B)
     per_sample = scale.repeat_interleave(B)
     bce = nn.functional.binary_cross_entropy_with_logits
+    ema = [p.detach().clone() for p in model.generator.parameters()]
     bar = tqdm(range(cfg.steps), desc="QGAN", disable=not progress, leave=False)
     for _ in bar:
         real = torch.cat([x[idx[torch.randint(len(idx), (B,), generator=gen)]] for idx in by_class])
@@ -237,7 +240,14 @@ def train_qgan(
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
+        with torch.no_grad():
+            for avg, p in zip(ema, model.generator.parameters()):
+                avg.lerp_(p, 1.0 - cfg.ema_decay)
         model.history["loss_d"].append(loss_d.item())
         model.history["loss_g"].append(loss_g.item())
         bar.set_postfix(loss_d=f"{model.history['loss_d'][-1]:.3f}", loss_g=f"{model.history['loss_g'][-1]:.3f}")
+    if cfg.ema_decay > 0:
+        with torch.no_grad():
+            for avg, p in zip(ema, model.generator.parameters()):
+                p.copy_(avg)
     return model
