@@ -214,7 +214,6 @@ class StatevectorExecutor(torch.nn.Module):
         self.dtype = self.real_dtype if real else (torch.complex128 if precision == "double" else torch.complex64)
         n_par = self.num_inputs + self.num_weights
         self._const("eye2", np.eye(2))
-        self._real_table: dict[str, bool] = {}
         for tag in rows:
             coef = np.zeros((n_par, len(rows[tag])))
             bias = np.array([b for _, b in rows[tag]], dtype=float)
@@ -227,7 +226,6 @@ class StatevectorExecutor(torch.nn.Module):
             parts = {k: np.stack([getattr(m, k) for m in rots[tag]]) if rots[tag] else np.zeros((0, d, d)) for k in "abc"}
             # a table whose matrices are all real is built in real arithmetic (cheaper), e.g. RY encodings
             table_real = all(np.allclose(v.imag, 0) for v in parts.values())
-            self._real_table[tag] = table_real
             self._const(f"a_{tag}", parts["a"] if np.abs(parts["a"]).max(initial=0) > 0 else None, real=table_real)
             self._const(f"b_{tag}", parts["b"], real=table_real)
             self._const(f"c_{tag}", parts["c"], real=table_real)
@@ -319,8 +317,6 @@ class StatevectorExecutor(torch.nn.Module):
         return out
 
     def _block_matrices(self, per_qubit: torch.Tensor, blocks: list[tuple[int, int]]) -> list[torch.Tensor]:
-        if blocks == [(0, self.num_qubits)]:
-            return [kron_matrices(per_qubit)]
         return [kron_matrices(per_qubit[..., lo:hi, :, :]) for lo, hi in blocks]
 
     def _fuse(self, start: int, full: torch.Tensor) -> torch.Tensor:

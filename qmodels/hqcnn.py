@@ -99,7 +99,7 @@ def _attempt(
     chance = 1.0 / model_cfg.num_classes
     present = torch.bincount(y, minlength=model_cfg.num_classes) > 0
     check_at = max(1, round(cfg.collapse_check * epochs))
-    bar = tqdm(range(epochs), desc=f"HQCNN (attempt {attempt + 1})", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc=f"HQCNN (attempt {attempt + 1})", disable=None if progress else True, leave=False)  # None: no bars without a TTY
     for epoch in bar:
         order = torch.randperm(len(x), generator=gen)
         total, correct = 0.0, 0

@@ -221,7 +221,7 @@ def train_qgan(
     per_sample = scale.repeat_interleave(B)
     bce = nn.functional.binary_cross_entropy_with_logits
     ema = [p.detach().clone() for p in model.generator.parameters()]
-    bar = tqdm(range(cfg.steps), desc="QGAN", disable=not progress, leave=False)
+    bar = tqdm(range(cfg.steps), desc="QGAN", disable=None if progress else True, leave=False)  # no bars without a TTY
     for _ in bar:
         real = torch.cat([x[idx[torch.randint(len(idx), (B,), generator=gen)]] for idx in by_class])
         fake = model.generator(model.generator.sample_noise(B, gen)).flatten(0, 1)  # (C·B, ...)
