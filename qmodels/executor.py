@@ -257,16 +257,20 @@ class StatevectorExecutor(torch.nn.Module):
                 for q, lst in enumerate(t):
                     idx[li, q, : len(lst)] = lst
             self.register_buffer(f"_layers_{'b' if batched else 's'}", torch.as_tensor(idx), persistent=False)
+        self._batched_use_shared = bool(self._layers_b.numel()) and int(self._layers_b.max()) >= n_b
 
         self._program = program
         self._blocks = _blocks(n)
         self._segments = self._find_segments()
+        every_shared_layer = list(range(len(tables[False])))
+        self._segments_cover_all = {start for start, seg in self._segments.items() if seg[1] == every_shared_layer}
         N = 2**n
         for start, (_, slots, after) in self._segments.items():
             rows = np.stack([perms[p][0] if p >= 0 else np.arange(N) for p in after])
             phase = np.stack([perms[p][1] if p >= 0 else np.ones(N) for p in after])
-            self.register_buffer(f"_seg_layers_{start}", torch.as_tensor(slots)[:, None], persistent=False)
-            self.register_buffer(f"_seg_rows_{start}", torch.as_tensor(rows), persistent=False)
+            self.register_buffer(f"_seg_layers_{start}", torch.as_tensor(slots), persistent=False)
+            self.register_buffer(f"_seg_rows_{start}", torch.as_tensor(rows)[..., None], persistent=False)
+            self.register_buffer(f"_seg_inv_{start}", torch.as_tensor(np.argsort(rows, axis=1))[..., None], persistent=False)
             self._const(f"seg_phase_{start}", None if np.allclose(phase, 1) else phase[..., None])
         self._readout = _Readout(n, output, self)
 
@@ -321,7 +325,10 @@ class StatevectorExecutor(torch.nn.Module):
 
     def _fuse(self, start: int, full: torch.Tensor) -> torch.Tensor:
         """One unitary (W, N, N) for a run of shared layers and permutations (rows permuted per layer)."""
-        u = full[:, getattr(self, f"_seg_layers_{start}"), getattr(self, f"_seg_rows_{start}")]  # (W, L, N, N)
+        if start not in self._segments_cover_all:
+            full = full.index_select(1, getattr(self, f"_seg_layers_{start}"))
+        rows, inverse = getattr(self, f"_seg_rows_{start}"), getattr(self, f"_seg_inv_{start}")
+        u = _Permute.apply(full, rows, inverse, -2)  # (W, L, N, N), rows permuted per layer
         phase = getattr(self, f"_seg_phase_{start}")
         if phase is not None:
             u = u * phase
@@ -381,7 +388,7 @@ class StatevectorExecutor(torch.nn.Module):
             per_qubit[False] = self._per_qubit(shared, self._layers_s)  # (W, Ls, n, 2, 2)
         if self._layers_b.shape[0]:
             table = mats["b2"]
-            if self._layers_b.max() >= table.shape[2]:  # batched layers also use shared gates
+            if self._batched_use_shared:  # batched layers also use shared gates
                 table = torch.cat([table.to(self.dtype), shared[:, None].expand(W, B, -1, -1, -1)], dim=2)
             per_qubit[True] = self._per_qubit(table, self._layers_b)  # (W, B, Lb, n, 2, 2)
 
@@ -418,7 +425,7 @@ class StatevectorExecutor(torch.nn.Module):
                     state = torch.zeros(1, 1, N, dtype=self.dtype, device=w.device)
                     state[..., 0] = 1
                 if isinstance(step, _Perm):
-                    state = _Permute.apply(state, getattr(self, f"_src_{step.index}"), getattr(self, f"_inv_{step.index}"))
+                    state = _Permute.apply(state, getattr(self, f"_src_{step.index}"), getattr(self, f"_inv_{step.index}"), -1)
                     phase = getattr(self, f"_phase_{step.index}")
                     if phase is not None:
                         state = state * phase
@@ -438,17 +445,19 @@ class StatevectorExecutor(torch.nn.Module):
 
 
 class _Permute(torch.autograd.Function):
-    """Permute the last axis; the backward pass is the inverse permutation (a gather, not a scatter)."""
+    """Gather along ``dim`` by ``src`` (a permutation, broadcast over the other axes); the
+    backward pass is the inverse permutation (a gather, not a scatter)."""
 
     @staticmethod
-    def forward(ctx, state: torch.Tensor, src: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, state: torch.Tensor, src: torch.Tensor, inverse: torch.Tensor, dim: int) -> torch.Tensor:
         ctx.save_for_backward(inverse)
-        return state.index_select(-1, src) if state.dim() == 1 else torch.gather(state, -1, src.expand_as(state))
+        ctx.dim = dim
+        return torch.gather(state, dim, src.expand_as(state))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (inverse,) = ctx.saved_tensors
-        return torch.gather(grad, -1, inverse.expand_as(grad)), None, None
+        return torch.gather(grad, ctx.dim, inverse.expand_as(grad)), None, None, None
 
 
 def _monomial_matrix(m: Monomial) -> np.ndarray:

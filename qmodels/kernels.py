@@ -43,20 +43,6 @@ def rotation_matrices(angles: torch.Tensor, a: torch.Tensor | None, b: torch.Ten
     return _Rotations.apply(angles, a, b, c)
 
 
-@lru_cache(maxsize=64)
-def _selector(n: int, dtype: torch.dtype, device: torch.device, matrices: bool) -> torch.Tensor:
-    """Sums a qubit's entries by bit value in one batched matmul.
-
-    Vectors: (n, N, 2) with S[q, i, b] = [bit_q(i) = b]; matrices: (n, N·N, 4) with
-    S[q, i·N + j, 2a + b] = [bit_q(i) = a][bit_q(j) = b].
-    """
-    onehot = torch.nn.functional.one_hot(_bit_index(n, device), 2).to(dtype)  # (n, N, 2)
-    if not matrices:
-        return onehot
-    pair = onehot[:, :, None, :, None] * onehot[:, None, :, None, :]  # (n, N, N, 2, 2)
-    return pair.reshape(n, 4**n, 4)
-
-
 def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
     """Product over all other entries along ``dim``: total / entry, or prefix × suffix where zeros occur."""
     if not (g == 0).any():
@@ -77,20 +63,19 @@ class _Kron(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, per_qubit, index):
-        factors = torch.gather(per_qubit, -1, index.expand(*per_qubit.shape[:-1], -1))  # (..., n, K)
-        ctx.save_for_backward(factors)
+        index = index.expand(*per_qubit.shape[:-1], -1)
+        factors = torch.gather(per_qubit, -1, index)  # (..., n, K)
+        ctx.save_for_backward(factors, index)
         ctx.d = per_qubit.shape[-1]
         return factors.prod(-2)
 
     @staticmethod
     def backward(ctx, grad):
-        (factors,) = ctx.saved_tensors
+        factors, index = ctx.saved_tensors
         others = _exclusive_products(factors, -2)
         g = grad.unsqueeze(-2) * (others.conj() if others.is_complex() else others)  # (..., n, K)
-        n, K = g.shape[-2:]
-        flat = g.reshape(-1, n, K).transpose(0, 1)  # (n, M, K): one batched matmul sums by bit value
-        out = torch.bmm(flat, _selector(n, g.dtype, g.device, ctx.d == 4)).transpose(0, 1)
-        return out.reshape(*g.shape[:-1], ctx.d), None
+        out = torch.zeros(*g.shape[:-1], ctx.d, dtype=g.dtype, device=g.device)
+        return out.scatter_add_(-1, index, g), None  # sum each qubit's entries by the value they picked
 
 
 def kron_vectors(per_qubit: torch.Tensor) -> torch.Tensor:
@@ -99,12 +84,17 @@ def kron_vectors(per_qubit: torch.Tensor) -> torch.Tensor:
     return _Kron.apply(per_qubit, _bit_index(n, per_qubit.device))
 
 
+@lru_cache(maxsize=64)
+def _pair_index(n: int, device: torch.device) -> torch.Tensor:
+    """(n, 4**n): flat entry 2·bit_q(i) + bit_q(j) of qubit q's 2×2 matrix for matrix entry (i, j)."""
+    bits = _bit_index(n, device)
+    return (2 * bits[:, :, None] + bits[:, None, :]).reshape(n, -1)
+
+
 def kron_matrices(per_qubit: torch.Tensor) -> torch.Tensor:
     """(..., n, 2, 2) → (..., 2**n, 2**n)."""
     n = per_qubit.shape[-3]
-    bits = _bit_index(n, per_qubit.device)
-    index = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n, -1)  # entry (bit_q(i), bit_q(j)) of qubit q
-    out = _Kron.apply(per_qubit.reshape(*per_qubit.shape[:-2], 4), index)
+    out = _Kron.apply(per_qubit.reshape(*per_qubit.shape[:-2], 4), _pair_index(n, per_qubit.device))
     return out.reshape(*out.shape[:-1], 2**n, 2**n)
 
 
@@ -114,7 +104,7 @@ class _Probabilities(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state):
         ctx.save_for_backward(state)
-        return state.real.square() + state.imag.square()
+        return torch.view_as_real(state).square().sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
