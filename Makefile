@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(PY) -m uv
 
-.PHONY: run test test-slow bench install install-bench clean
+.PHONY: run demo test test-slow bench install install-bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ install: $(VENV)/.installed
 install-bench: $(VENV)/.installed-bench
 
 run: install
+	$(VENV)/bin/qaug run
+
+demo: install
 	$(VENV)/bin/qaug demo
 
 test: install

@@ -1,72 +1,130 @@
-"""Command line: ``qaug demo`` trains the baseline HQCNN and the patch QGAN on the embedded data."""
+"""Command line.
+
+  qaug run [--force]        the whole pipeline through ``dvc repro`` (what ``make run`` does)
+  qaug stage NAME           one stage with params.yaml (what each dvc.yaml stage runs)
+  qaug show [--json]        baseline vs augmented metrics and deltas
+  qaug flow                 the same stages as one Prefect flow run, in this process
+  qaug schedule --cron ...  serve the scheduled ``dvc repro`` flow (needs a Prefect server)
+  qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from qaug import __version__
+from qaug.settings import configure
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from qaug.params import load_params
+    from tasks.stages import NAMES, get
+
+    stage = get(args.name)
+    raw = load_params(args.params)
+    stage.parse(raw)  # bad params fail here, before any work
+    print(f"[{NAMES.index(args.name) + 1}/{len(NAMES)}] {args.name}", flush=True)
+    start = time.perf_counter()
+    if os.environ.get("PREFECT_API_URL"):  # a server is watching: show the stage as a flow run
+        from flows.stage import stage_flow
+
+        summary = stage_flow(args.name, args.params)
+    else:
+        summary = stage.run(raw)
+    print(f"{args.name}: done in {time.perf_counter() - start:.1f} s  {json.dumps(summary)}", flush=True)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qaug.params import load_params
+    from qaug.repro import dvc_repro
+    from tasks.stages import check_params
+
+    check_params(load_params(args.params))
+    code = dvc_repro(force=args.force)
+    if code == 0:
+        _show(argparse.Namespace(json=False))
+    return code
+
+
+def _show(args: argparse.Namespace) -> int:
+    from tasks.report import comparison_rows
+
+    rows = comparison_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="HQCNN test metrics: baseline vs QGAN-augmented")
+    for col in ("metric", "baseline", "augmented", "delta"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for r in rows:
+        colour = "green" if r["delta"] > 0 else "red" if r["delta"] < 0 else ""
+        table.add_row(r["metric"], f"{r['baseline']:.3f}", f"{r['augmented']:.3f}", f"[{colour}]{r['delta']:+.3f}[/]" if colour else f"{r['delta']:+.3f}")
+    Console().print(table)
+    return 0
+
+
+def _flow(args: argparse.Namespace) -> int:
+    from flows.pipeline import augmentation_pipeline
+
+    augmentation_pipeline(params_path=args.params)
+    return _show(argparse.Namespace(json=False))
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from flows.scheduled import serve
+
+    serve(cron=args.cron, name=args.name)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from qaug.data import embedded_mnist, resize, split_per_class
-    from qaug.plots import sample_grid
-    from qmodels.classical import predict, train_classifier
-    from qmodels.hqcnn import HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-    from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, train_qgan
+    from qaug.demo import demo
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    classes = (0, 1, 2)
-    x, y = embedded_mnist()
-    splits = split_per_class(x, y, classes, {"train": 100, "test": 100, "reference": 200}, seed=args.seed)
-    train, test, ref = (splits[k] for k in ("train", "test", "reference"))
-    size = args.image_size
-    t0 = time.perf_counter()
-    hq = train_hqcnn(
-        HQCNNConfig(image_size=size, num_classes=len(classes)),
-        TrainConfig(seed=args.seed, epochs=args.epochs),
-        resize(train.images, size), train.labels, progress=True,
-    )
-    acc = float((predict_proba(hq.model, resize(test.images, size)).argmax(1) == test.labels).mean())
-    t1 = time.perf_counter()
-    print(f"HQCNN test accuracy {acc:.3f} ({t1 - t0:.1f} s, {hq.restarts} restarts)")
-
-    qgan = QGAN.create(QGANConfig(num_classes=len(classes), image_size=size), seed=args.seed)
-    train_qgan(qgan, resize(train.images, size), train.labels, QGANTrainConfig(steps=args.qgan_steps, seed=args.seed), progress=True)
-    t2 = time.perf_counter()
-    judge = train_classifier(resize(ref.images, size), ref.labels, len(classes), seed=args.seed)
-    samples = [qgan.sample(c, 200, seed=args.seed + 1000 + c) for c in range(len(classes))]
-    fidelity = [float((predict(judge, s) == c).mean()) for c, s in enumerate(samples)]
-    print(f"QGAN label fidelity per class {[round(f, 3) for f in fidelity]} ({t2 - t1:.1f} s)")
-    rows = []
-    labels = []
-    for c, digit in enumerate(classes):
-        rows += [resize(train.images[train.labels == c][:10], size), samples[c][:10]]
-        labels += [f"real {digit}", f"QGAN {digit}"]
-    grid = sample_grid(rows, labels, out / "qgan_samples.png", title="real vs QGAN samples")
-    metrics = {
-        "hqcnn_test_accuracy": acc,
-        "hqcnn_restarts": hq.restarts,
-        "qgan_label_fidelity": dict(zip(map(str, classes), fidelity)),
-        "qgan_label_fidelity_mean": float(np.mean(fidelity)),
-        "seconds": {"hqcnn": t1 - t0, "qgan": t2 - t1},
-    }
-    (out / "demo.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"wrote {out / 'demo.json'} and {grid}")
+    demo(Path(args.out), seed=args.seed, image_size=args.image_size, epochs=args.epochs, qgan_steps=args.qgan_steps)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qaug", description=__doc__)
+    from tasks.stages import NAMES
+
+    parser = argparse.ArgumentParser(prog="qaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"qaug {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline with dvc repro (only stages whose inputs changed)")
+    run.add_argument("--force", action="store_true", help="rerun every stage")
+    run.add_argument("--params", default="params.yaml")
+    run.set_defaults(func=_run)
+
+    stage = sub.add_parser("stage", help="run one pipeline stage")
+    stage.add_argument("name", choices=NAMES)
+    stage.add_argument("--params", default="params.yaml")
+    stage.set_defaults(func=_stage)
+
+    show = sub.add_parser("show", help="baseline vs augmented metrics with deltas")
+    show.add_argument("--json", action="store_true", help="print the rows as JSON")
+    show.set_defaults(func=_show)
+
+    flow = sub.add_parser("flow", help="run all stages as one Prefect flow run in this process")
+    flow.add_argument("--params", default="params.yaml")
+    flow.set_defaults(func=_flow)
+
+    schedule = sub.add_parser("schedule", help="serve the scheduled dvc-repro flow (Ctrl-C to stop)")
+    schedule.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: daily at 03:00)")
+    schedule.add_argument("--name", default="qaug-nightly", help="deployment name")
+    schedule.set_defaults(func=_schedule)
+
     demo = sub.add_parser("demo", help="train the baseline HQCNN and the QGAN on digits 0/1/2 of the embedded MNIST")
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
     demo.add_argument("--seed", type=int, default=0)
@@ -74,9 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--epochs", type=int, default=30)
     demo.add_argument("--qgan-steps", type=int, default=1200)
     demo.set_defaults(func=_demo)
+
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    configure()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from qaug.checks import DataCheckError
+    from qaug.params import ParamsError
+
+    try:
+        return args.func(args)
+    except (ParamsError, DataCheckError, FileNotFoundError) as err:
+        print(f"qaug {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

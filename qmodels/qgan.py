@@ -22,7 +22,10 @@ discriminator's gradient at real images: without it the discriminator wins
 within a few hundred steps and label fidelity swings between seeds (measured
 over 3 seeds: 61–68 % mean without R1, 93.6 % with γ = 1, 96.4 % with γ = 1 and
 the generator's weights averaged (EMA 0.99), which is what training returns).
-``class_weights`` scale each class's terms in both losses.
+``class_weights`` w set the class distribution of every real batch (C·B images,
+class i drawn round(C·B·w_i) times) and scale each class's fake-image terms in both
+losses by w_i (mean 1), so the discriminator and the generators see the classes in
+proportion to w; a class with weight 0 gets no training signal.
 """
 
 from __future__ import annotations
@@ -181,6 +184,16 @@ class QGAN:
         return torch.cat(out).numpy().astype(np.float32)
 
 
+def batch_counts(weights: torch.Tensor, total: int) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` (largest remainder: exact, deterministic)."""
+    share = weights / weights.sum() * total
+    counts = share.floor().long()
+    short = total - int(counts.sum())
+    if short:
+        counts[torch.argsort(share - counts, descending=True, stable=True)[:short]] += 1
+    return counts.tolist()
+
+
 def normalise_weights(class_weights: Sequence[float] | None, num_classes: int) -> torch.Tensor:
     """Per-class loss scale with mean 1 (uniform when None)."""
     if class_weights is None:
@@ -200,38 +213,41 @@ def train_qgan(
     progress: bool = False,
 ) -> QGAN:
     """Adversarial training, every class in every step; ``class_weights`` (the pipeline's
-    error weights) scale each class's discriminator and generator terms."""
+    error weights) set the real batch's class distribution and scale each class's
+    fake-image terms (see the module docstring)."""
     C = model.cfg.num_classes
     x = torch.as_tensor(images, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.long)
     expected = (model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size)
     if tuple(x.shape[1:]) != expected:
         raise ValueError(f"images have shape {tuple(x.shape[1:])}, the QGAN expects {expected}")
+    scale = normalise_weights(class_weights, C)
     by_class = [torch.nonzero(y == c).squeeze(1) for c in range(C)]
-    empty = [c for c, idx in enumerate(by_class) if len(idx) == 0]
+    empty = [c for c, idx in enumerate(by_class) if len(idx) == 0 and scale[c] > 0]
     if empty:
         raise ValueError(f"no training images for classes {empty}")
-    scale = normalise_weights(class_weights, C)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr_generator, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_discriminator, betas=(0.5, 0.999))
     B = cfg.batch_size
+    real_counts = batch_counts(scale, C * B)
+    real_labels = torch.arange(C).repeat_interleave(torch.tensor(real_counts))
     fake_labels = torch.arange(C).repeat_interleave(B)
     per_sample = scale.repeat_interleave(B)
     bce = nn.functional.binary_cross_entropy_with_logits
     ema = [p.detach().clone() for p in model.generator.parameters()]
     bar = tqdm(range(cfg.steps), desc="QGAN", disable=None if progress else True, leave=False)  # no bars without a TTY
     for _ in bar:
-        real = torch.cat([x[idx[torch.randint(len(idx), (B,), generator=gen)]] for idx in by_class])
+        real = torch.cat([x[idx[torch.randint(len(idx), (k,), generator=gen)]] for idx, k in zip(by_class, real_counts) if k])
         fake = model.generator(model.generator.sample_noise(B, gen)).flatten(0, 1)  # (C·B, ...)
         real.requires_grad_(cfg.r1_gamma > 0)
-        d_real = model.discriminator(real, fake_labels)
+        d_real = model.discriminator(real, real_labels)
         d_fake = model.discriminator(fake.detach(), fake_labels)
-        loss_d = (bce(d_real, torch.ones_like(d_real), weight=per_sample) + bce(d_fake, torch.zeros_like(d_fake), weight=per_sample)) / 2
+        loss_d = (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake), weight=per_sample)) / 2
         if cfg.r1_gamma > 0:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss_d = loss_d + cfg.r1_gamma / 2 * (grad.flatten(1).pow(2).sum(1) * per_sample).mean()
+            loss_d = loss_d + cfg.r1_gamma / 2 * grad.flatten(1).pow(2).sum(1).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()

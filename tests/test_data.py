@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 
 from qaug.data import ImageSet, embedded_mnist, resize, split_per_class
@@ -50,6 +51,10 @@ def test_resize(mnist, size: int) -> None:
     assert out.shape == (4, 1, size, size) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert abs(out.mean() - x[:4].mean()) < 0.02  # antialiased: brightness kept
+    from torchvision.transforms.v2 import functional as TF
+
+    expected = TF.resize(torch.from_numpy(x[:4]), [size, size], antialias=True).clamp(0, 1).numpy()
+    np.testing.assert_array_equal(out, expected)  # the same as torchvision, bit for bit
 
 
 def test_imageset_validates_shapes() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from qaug.data import embedded_mnist, resize, split_per_class
 from qmodels.hqcnn import HQCNN, HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, PatchGenerator, normalise_weights, train_qgan
+from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, PatchGenerator, batch_counts, normalise_weights, train_qgan
 from tests.helpers import assert_every_parameter_learns
 
 
@@ -109,3 +109,19 @@ def test_class_weights_are_validated() -> None:
     assert normalise_weights([1, 1, 2], 3).tolist() == [0.75, 0.75, 1.5]
     with pytest.raises(ValueError, match="class_weights"):
         normalise_weights([1, -1, 2], 3)
+
+
+def test_real_batch_follows_class_weights() -> None:
+    assert batch_counts(torch.tensor([1.0, 1.0, 1.0]), 96) == [32, 32, 32]
+    assert batch_counts(torch.tensor([0.5, 0.25, 0.25]), 10) == [5, 3, 2]  # largest remainder, ties by order
+    assert batch_counts(torch.tensor([0.0, 2.0, 1.0]), 7) == [0, 5, 2]
+    assert sum(batch_counts(torch.tensor([0.37, 0.21, 0.42]), 96)) == 96
+
+
+def test_zero_weight_class_needs_no_images(tiny) -> None:
+    x, y = tiny["train"]
+    keep = y != 0
+    qgan = QGAN.create(QGANConfig(image_size=8, grid=None, num_layers=2, disc_hidden=(16,)), seed=0)
+    train_qgan(qgan, x[keep], y[keep], QGANTrainConfig(steps=2, batch_size=4), class_weights=[0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"no training images for classes \[0\]"):
+        train_qgan(qgan, x[keep], y[keep], QGANTrainConfig(steps=2, batch_size=4))

@@ -1,0 +1,44 @@
+"""The entry point for scheduled runs: ``dvc repro`` inside a Prefect flow.
+
+Scheduled and manual runs execute the same stage commands (dvc.yaml's
+``qaug stage NAME``), so ``dvc.lock`` stays true; with ``PREFECT_API_URL`` set,
+each stage also shows up as its own flow run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from prefect import flow, serve as prefect_serve, task
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.steps import publish_report
+from qaug.repro import dvc_repro
+
+
+@task(task_run_name="dvc repro")
+def reproduce(root: str, force: bool) -> None:
+    code = dvc_repro(force=force, root=Path(root))
+    if code != 0:
+        raise RuntimeError(f"dvc repro failed with exit code {code}; see the log above")
+
+
+@flow(name="qaug-dvc-repro")
+def scheduled_repro(root: str = ".", force: bool = False) -> None:
+    """Bring every stage up to date, then publish the report artifacts."""
+    reproduce(root, force)
+    publish_report(root)
+
+
+def deployment(cron: str, name: str, root: Path | None = None) -> RunnerDeployment:
+    """The scheduled-run deployment: ``scheduled_repro`` in ``root`` (default: here) on ``cron``."""
+    return scheduled_repro.to_deployment(name=name, cron=cron, parameters={"root": str(root or Path.cwd())}, tags=["qaug"])
+
+
+def serve(cron: str, name: str) -> None:
+    """Register the deployment with the Prefect server and run it on ``cron`` until interrupted."""
+    if not os.environ.get("PREFECT_API_URL"):
+        print("PREFECT_API_URL is not set: start `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+    prefect_serve(deployment(cron, name))

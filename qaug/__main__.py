@@ -1,0 +1,5 @@
+import sys
+
+from qaug.cli import main
+
+sys.exit(main())

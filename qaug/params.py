@@ -1,0 +1,134 @@
+"""``params.yaml`` → typed stage parameters, checked before any work starts.
+
+Each stage owns a frozen dataclass mirrored by its own section of ``params.yaml``
+(plus the top-level ``seed``). Unknown keys, wrong types and out-of-range values
+raise :class:`ParamsError` naming the key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A parameter in params.yaml is missing, unknown, mistyped or out of range."""
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run qaug from the project root (where params.yaml is) or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def seed_of(raw: dict[str, Any]) -> int:
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParamsError(f"params.yaml: seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def section(cls: type[T], raw: dict[str, Any], name: str) -> T:
+    """Build ``cls`` from ``raw[name]`` (missing keys take the dataclass defaults)."""
+    data = raw.get(name, {})
+    if data is None:
+        data = {}
+    return _build(cls, data, name)
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ParamsError(f"params.yaml: {where} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: {', '.join(f'{where}.{k}' for k in unknown)} is not a parameter of {where} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    obj = cls(**values)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ParamsError as err:
+            raise ParamsError(f"params.yaml: {where}.{err}") from None
+    return obj
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, where)
+            except ParamsError as err:
+                errors.append(str(err))
+        raise ParamsError(errors[0] if len(errors) == 1 else f"params.yaml: {where} has an invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"params.yaml: {where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"params.yaml: {where} must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"params.yaml: {where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"params.yaml: {where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"params.yaml: {where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"params.yaml: {where} must be a string, got {value!r}")
+        return value
+    if hint is Any:
+        return value
+    raise TypeError(f"unsupported parameter type {hint} for {where}")
+
+
+def require(condition: bool, field: str, message: str) -> None:
+    """Raise a ParamsError for ``field`` (relative to its section) unless ``condition``."""
+    if not condition:
+        raise ParamsError(f"{field} {message}")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Parameters as plain data (tuples → lists) for metrics files and artifacts."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))

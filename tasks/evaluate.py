@@ -1,0 +1,73 @@
+"""Stage 8, evaluate: retrain the HQCNN on the augmented set (baseline settings and seed) and compare."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qaug.data import ImageSet
+from qaug.io import load_arrays, load_image_set, read_json, write_json
+from qaug.metrics import compare
+from qaug.params import section, seed_of
+from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
+from tasks.classifier import BaselineParams, fit, save_model, score, training_summary, write_history
+from tasks.layout import dep, out, rooted
+
+
+@dataclass(frozen=True)
+class EvaluatePaths:
+    merged: Path = dep("data/augmented/train.npz")
+    test: Path = dep("data/prepared/test.npz")
+    baseline_metrics: Path = dep("metrics/baseline.json")
+    baseline_history: Path = dep("plots/data/baseline_history.csv")
+    model: Path = out("models/augmented.pt")
+    metrics: Path = out("metrics/augmented.json")
+    comparison: Path = out("metrics/comparison.json")
+    history: Path = out("plots/data/augmented_history.csv")
+    accuracy_figure: Path = out("plots/per_class_accuracy.png")
+    confusion_figure: Path = out("plots/confusion_matrices.png")
+    loss_figure: Path = out("plots/classifier_loss.png")
+
+
+def run(params: BaselineParams, seed: int, paths: EvaluatePaths) -> dict:
+    data = load_arrays(paths.merged)
+    merged = ImageSet(data["images"], data["labels"], tuple(data["classes"].tolist()))
+    test = load_image_set(paths.test)
+    baseline = read_json(paths.baseline_metrics)
+    start = time.perf_counter()
+    result = fit(params, seed, merged)
+    metrics = score(result.model, test)
+    metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == 1).sum())}
+    comparison = compare({k: v for k, v in baseline.items() if k != "training"}, {k: v for k, v in metrics.items() if k != "training"})
+    save_model(paths.model, result)
+    write_history(paths.history, result)
+    write_json(paths.metrics, metrics)
+    write_json(paths.comparison, comparison)
+    names = [str(c) for c in test.classes]
+    per_class_accuracy(
+        names, [baseline["per_class"][n]["accuracy"] for n in names], [metrics["per_class"][n]["accuracy"] for n in names],
+        paths.accuracy_figure,
+    )
+    confusion_matrices(
+        names, {"baseline": np.array(baseline["confusion_matrix"]), "augmented": np.array(metrics["confusion_matrix"])},
+        paths.confusion_figure,
+    )
+    base_loss = np.loadtxt(paths.baseline_history, delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    loss_curves({"baseline": base_loss.tolist(), "augmented": result.history["loss"]}, paths.loss_figure, title="HQCNN training loss", xlabel="epoch")
+    return {
+        "baseline_accuracy": baseline["accuracy"],
+        "augmented_accuracy": metrics["accuracy"],
+        "delta": metrics["accuracy"] - baseline["accuracy"],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def parse(raw: dict) -> tuple:
+    return (section(BaselineParams, raw, "baseline"), seed_of(raw))
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(EvaluatePaths(), root))

@@ -1,0 +1,150 @@
+"""Stage 6, filter: keep candidates the baseline classifier confidently assigns to their class.
+
+Per-class thresholds: τ_i = τ − α·R[i] for classes whose error share is above the
+mean (weak classes: accept harder, more varied samples) and τ + β·R[i] otherwise,
+clipped to [0, 1]. A candidate of class i is kept when the classifier predicts i
+with probability ≥ τ_i. Classes still short of N_i get ``oversample`` × the
+shortfall new candidates per round, until every class is full or ``max_rounds``
+rounds (the first being the generate stage's candidates) have run; the shortfall
+is reported, not hidden. The general strategy skips filtering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qaug.io import load_arrays, load_image_set, read_json, save_arrays, write_json
+from qaug.params import require, section, seed_of
+from qaug.plots import sample_grid
+from qmodels.hqcnn import HQCNN, predict_proba
+from qmodels.qgan import QGAN
+from tasks.classifier import load_model
+from tasks.generate import sample_seed
+from tasks.layout import dep, out, rooted
+from tasks.quality import ChecksParams, verify
+from tasks.train_qgan import load_qgan
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    tau: float = 0.8
+    alpha: float = 0.3
+    beta: float = 0.1
+    max_rounds: int = 5
+
+    def validate(self) -> None:
+        require(0.0 <= self.tau <= 1.0, "tau", f"must be in [0, 1], got {self.tau}")
+        require(self.alpha >= 0 and self.beta >= 0, "alpha", "and beta must be non-negative")
+        require(self.max_rounds >= 1, "max_rounds", "must be at least 1 (the first round filters the generate stage's candidates)")
+
+
+@dataclass(frozen=True)
+class FilterPaths:
+    candidates: Path = dep("data/generated/candidates.npz")
+    errors: Path = dep("data/analysis/errors.json")
+    classifier: Path = dep("models/baseline.pt")
+    qgan: Path = dep("models/qgan.pt")
+    train: Path = dep("data/prepared/train.npz")
+    test: Path = dep("data/prepared/test.npz")
+    accepted: Path = out("data/generated/accepted.npz")
+    checks: Path = out("data/checks/accepted.json")
+    metrics: Path = out("metrics/filter.json")
+    figure: Path = out("plots/accepted_samples.png")
+
+
+def thresholds(shares: list[float], tau: float, alpha: float, beta: float) -> list[float]:
+    """τ_i = τ − α·R[i] where R[i] is above the mean share, else τ + β·R[i]; clipped to [0, 1]."""
+    mean = 1.0 / len(shares)
+    return [float(np.clip(tau - alpha * r if r > mean else tau + beta * r, 0.0, 1.0)) for r in shares]
+
+
+def accept(probs: np.ndarray, cls: int, threshold: float) -> np.ndarray:
+    """Mask of samples predicted as ``cls`` with probability ≥ ``threshold``."""
+    return (probs.argmax(1) == cls) & (probs[:, cls] >= threshold)
+
+
+def filter_rounds(
+    first: list[np.ndarray], need: list[int], taus: list[float], judge: HQCNN, qgan: QGAN | None,
+    oversample: int, max_rounds: int, seed: int,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
+    """Accepted images and their rounds per class, plus per-class statistics."""
+    kept, rounds_of, stats = [], [], []
+    for c, candidates in enumerate(first):
+        parts, part_rounds, judged, passed, rounds = [], [], 0, 0, 0
+        batch = candidates
+        while True:
+            probs = predict_proba(judge, batch) if len(batch) else np.zeros((0, len(need)), np.float32)
+            ok = batch[accept(probs, c, taus[c])] if len(batch) else batch
+            judged, passed = judged + len(batch), passed + len(ok)
+            take = ok[: need[c] - sum(len(p) for p in parts)]
+            parts.append(take)
+            part_rounds.append(np.full(len(take), rounds, dtype=np.int64))
+            rounds += 1
+            short = need[c] - sum(len(p) for p in parts)
+            if short <= 0 or rounds >= max_rounds or qgan is None:
+                break
+            batch = qgan.sample(c, oversample * short, seed=sample_seed(seed, "filter", c, rounds))
+        accepted = sum(len(p) for p in parts)
+        kept.append(np.concatenate(parts))
+        rounds_of.append(np.concatenate(part_rounds))
+        stats.append({
+            "needed": need[c], "accepted": accepted, "rejected": judged - passed, "surplus": passed - accepted,
+            "judged": judged, "rounds": rounds if need[c] else 0,
+            "acceptance_rate": passed / judged if judged else 0.0, "shortfall": need[c] - accepted,
+            "threshold": taus[c],
+        })
+    return kept, rounds_of, stats
+
+
+def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPaths) -> dict:
+    cand = load_arrays(paths.candidates)
+    errors = read_json(paths.errors)
+    train, test = load_image_set(paths.train), load_image_set(paths.test)
+    shares, need = errors["error_share"], cand["targets"].tolist()
+    strategy, C = str(cand["strategy"]), len(shares)
+    first = [cand["images"][cand["labels"] == c] for c in range(C)]
+    if strategy == "general":  # the paper's Algorithm 2: no filtering
+        kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
+        stats = [{"needed": need[c], "accepted": len(first[c]), "rejected": 0, "surplus": 0, "judged": 0, "rounds": 0,
+                  "acceptance_rate": 1.0, "shortfall": need[c] - len(first[c]), "threshold": 0.0} for c in range(C)]
+        taus = [0.0] * C
+    else:
+        taus = thresholds(shares, params.tau, params.alpha, params.beta)
+        kept, rounds_of, stats = filter_rounds(
+            first, need, taus, load_model(paths.classifier), load_qgan(paths.qgan),
+            int(cand["oversample"]), params.max_rounds, seed,
+        )
+    images = np.concatenate(kept).astype(np.float32)
+    labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])
+    verify(
+        "accepted", images, labels, num_classes=C, image_shape=test.images.shape[1:],
+        required_per_class=[0] * C, test_images=test.images, params=checks, report=paths.checks,
+    )
+    save_arrays(paths.accepted, images=images, labels=labels, classes=cand["classes"], round=np.concatenate(rounds_of))
+    names = [str(c) for c in cand["classes"]]
+    metrics = {
+        "strategy": strategy,
+        "filtered": strategy != "general",
+        "accepted": int(len(labels)),
+        "needed": int(sum(need)),
+        "shortfall": int(sum(s["shortfall"] for s in stats)),
+        "per_class": dict(zip(names, stats)),
+    }
+    write_json(paths.metrics, metrics)
+    rows, row_labels = [], []
+    for c, name in enumerate(names):
+        rows += [train.images[train.labels == c][:10], kept[c][:10]]
+        row_labels += [f"real {name}", f"accepted {name} ({len(kept[c])})"]
+    sample_grid(rows, row_labels, paths.figure, title="real vs accepted generated samples")
+    return {"accepted": metrics["accepted"], "needed": metrics["needed"], "shortfall": metrics["shortfall"], "thresholds": [round(t, 3) for t in taus]}
+
+
+def parse(raw: dict) -> tuple:
+    return (section(FilterParams, raw, "filter"), section(ChecksParams, raw, "checks"), seed_of(raw))
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(FilterPaths(), root))

@@ -1,0 +1,83 @@
+"""Stage 5, generate: candidate samples per class from the trained QGAN.
+
+Customised strategy (the paper's error-driven one): class i needs
+N_i = N_gen·R[i] samples and gets ``oversample``·N_i candidates for the filter.
+General strategy (the paper's Algorithm 2): N_gen / C per class, no filtering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from qaug.io import load_image_set, read_json, save_arrays
+from qaug.params import require, section, seed_of
+from qmodels.qgan import batch_counts
+from tasks.layout import dep, out, rooted
+from tasks.quality import ChecksParams, verify
+from tasks.train_qgan import load_qgan
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    strategy: Literal["customised", "general"] = "customised"
+    n_gen: int = 150  # generated samples to add in total
+    oversample: int = 3  # candidates per needed sample (customised)
+
+    def validate(self) -> None:
+        require(self.n_gen >= 1, "n_gen", "must be at least 1")
+        require(self.oversample >= 1, "oversample", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class GeneratePaths:
+    model: Path = dep("models/qgan.pt")
+    errors: Path = dep("data/analysis/errors.json")
+    test: Path = dep("data/prepared/test.npz")
+    candidates: Path = out("data/generated/candidates.npz")
+    checks: Path = out("data/checks/candidates.json")
+
+
+def targets(strategy: str, n_gen: int, shares: list[float]) -> list[int]:
+    """N_i per class: N_gen split by R (customised) or evenly (general), exact integers summing to N_gen."""
+    weights = torch.as_tensor(shares if strategy == "customised" else [1.0] * len(shares), dtype=torch.float64)
+    return batch_counts(weights, n_gen)
+
+
+def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
+    """A distinct, reproducible seed per (run seed, stage, class, round)."""
+    tag = sum(ord(ch) << (8 * (i % 4)) for i, ch in enumerate(stage))
+    return int(np.random.SeedSequence([seed, tag, cls, round_]).generate_state(1)[0])
+
+
+def run(params: AugmentParams, checks: ChecksParams, seed: int, paths: GeneratePaths) -> dict:
+    qgan = load_qgan(paths.model)
+    shares = read_json(paths.errors)["error_share"]
+    test = load_image_set(paths.test)
+    need = targets(params.strategy, params.n_gen, shares)
+    per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
+    images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
+    labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])
+    images = np.concatenate(images)
+    verify(
+        "candidates", images, labels, num_classes=len(shares), image_shape=test.images.shape[1:],
+        required_per_class=per_class, test_images=test.images, params=checks, report=paths.checks,
+    )
+    save_arrays(
+        paths.candidates, images=images, labels=labels, classes=np.array([str(c) for c in test.classes]),
+        round=np.zeros(len(labels), dtype=np.int64), targets=np.array(need, dtype=np.int64),
+        strategy=np.array(params.strategy), oversample=np.array(params.oversample),
+    )
+    return {"strategy": params.strategy, "targets": need, "candidates": per_class}
+
+
+def parse(raw: dict) -> tuple:
+    return (section(AugmentParams, raw, "augment"), section(ChecksParams, raw, "checks"), seed_of(raw))
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(GeneratePaths(), root))

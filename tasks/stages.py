@@ -1,0 +1,69 @@
+"""The eight stages in pipeline order: name, module, params sections, paths and code deps.
+
+``dvc.yaml`` mirrors this table (``tests/test_dvc_yaml.py`` keeps them in step), the
+CLI's ``qaug stage NAME`` and the Prefect flow run stages through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+def _files(*paths: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(paths))  # order kept, repeats dropped
+
+
+_CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
+_HQCNN = ("tasks/classifier.py", "qmodels/hqcnn.py", *_CORE)
+_QGAN = ("tasks/train_qgan.py", "qmodels/qgan.py", *_CORE)
+_CHECKS = ("tasks/quality.py", "qaug/checks.py")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    params: tuple[str, ...]  # params.yaml keys the stage reads
+    paths: str  # name of the stage module's paths dataclass
+    code: tuple[str, ...]  # source files whose edits rerun the stage
+
+    def paths_object(self) -> object:
+        return getattr(importlib.import_module(self.module), self.paths)()
+
+    def parse(self, raw: dict) -> tuple:
+        """The stage's typed params (raises ParamsError naming the bad key)."""
+        return importlib.import_module(self.module).parse(raw)
+
+    def run(self, raw: dict, root: Path = Path(".")) -> dict:
+        """Run the stage with params ``raw`` (params.yaml as a dict) under ``root``; returns a summary."""
+        return importlib.import_module(self.module).main(raw, root)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
+    Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
+          ("tasks/train_baseline.py", "qaug/metrics.py", *_HQCNN)),
+    Stage("analyze_errors", "tasks.analyze_errors", ("analysis",), "AnalysisPaths", ("tasks/analyze_errors.py", *_HQCNN)),
+    Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", (*_QGAN, "qaug/plots.py")),
+    Stage("generate", "tasks.generate", ("seed", "augment", "checks"), "GeneratePaths", _files("tasks/generate.py", *_QGAN, *_CHECKS)),
+    Stage("filter", "tasks.filter", ("seed", "filter", "checks"), "FilterPaths",
+          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, "qaug/plots.py")),
+    Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", *_CHECKS)),
+    Stage("evaluate", "tasks.evaluate", ("seed", "baseline"), "EvaluatePaths",
+          ("tasks/evaluate.py", "qaug/metrics.py", "qaug/plots.py", *_HQCNN)),
+)
+NAMES = tuple(s.name for s in STAGES)
+
+
+def check_params(raw: dict) -> None:
+    """Parse every stage's params, so a bad value fails before any stage runs."""
+    for stage in STAGES:
+        stage.parse(raw)
+
+
+def get(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(NAMES)}")

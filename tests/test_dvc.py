@@ -1,0 +1,102 @@
+"""dvc.yaml against the stage table, and an end-to-end ``dvc repro`` in a temporary git repo."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.layout import files
+from tasks.stages import NAMES, STAGES
+from tests.pipeline_helpers import PROJECT, tiny_params
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+
+
+def _paths(entries: list) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def test_dvc_yaml_mirrors_the_stage_table() -> None:
+    stages = dvc_stages()
+    assert list(stages) == list(NAMES)
+    for stage in STAGES:
+        spec = stages[stage.name]
+        paths = stage.paths_object()
+        assert spec["cmd"] == f"qaug stage {stage.name}"
+        assert spec["deps"] == [*stage.code, *map(str, files(paths, "dep"))], stage.name
+        assert spec["params"] == list(stage.params), stage.name
+        declared = _paths(spec.get("outs", [])) + _paths(spec.get("metrics", [])) + _paths(spec.get("plots", []))
+        assert sorted(declared) == sorted(map(str, files(paths, "out"))), stage.name
+        for entry in spec.get("metrics", []) + spec.get("plots", []):
+            assert next(iter(entry.values())) == {"cache": False}
+        for dep in stage.code:
+            assert (PROJECT / dep).is_file(), f"{stage.name}: {dep} does not exist"
+
+
+def test_no_stage_depends_on_shared_infrastructure() -> None:
+    """Editing io/params helpers must not rerun everything: they are not stage deps."""
+    for spec in dvc_stages().values():
+        assert not {"qaug/io.py", "qaug/params.py", "tasks/stages.py", "tasks/layout.py"} & set(spec["deps"])
+
+
+def test_dvc_analytics_off_in_the_repo() -> None:
+    config = (PROJECT / ".dvc" / "config").read_text()
+    assert re.search(r"analytics\s*=\s*false", config)
+
+
+def _ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture()
+def project(tmp_path) -> Path:
+    """A copy of the pipeline's code and config in a fresh git + DVC repo, with tiny params."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    for folder in ("qaug", "qmodels", "tasks"):
+        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = _env()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=env)
+    return root
+
+
+def _env() -> dict:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `qaug` of this environment
+    return env
+
+
+def _dvc(root: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project: Path) -> None:
+    first = _dvc(project, "repro")
+    assert _ran(first) == list(NAMES)
+    for path in ("data/augmented/train.npz", "metrics/comparison.json", "plots/per_class_accuracy.png", "dvc.lock"):
+        assert (project / path).is_file(), path
+
+    assert _ran(_dvc(project, "repro")) == []  # nothing changed: nothing runs
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["filter"]["tau"] = 0.5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _ran(_dvc(project, "repro")) == ["filter", "merge", "evaluate"]
+
+    shown = _dvc(project, "metrics", "show")
+    assert "metrics/comparison.json" in shown and "metrics/filter.json" in shown

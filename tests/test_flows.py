@@ -1,0 +1,77 @@
+"""The Prefect flows under a temporary server: stages as task runs, artifacts, the schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+from flows.pipeline import augmentation_pipeline
+from flows.scheduled import deployment
+from flows.stage import stage_flow
+from tasks.stages import NAMES
+from tests.pipeline_helpers import tiny_params
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_api, tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("flow")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    state = augmentation_pipeline(params_path="params.yaml", root=str(root), return_state=True)
+    return root, state
+
+
+def test_pipeline_flow_runs_every_stage_as_a_task_in_order(flow_run) -> None:
+    root, state = flow_run
+    assert state.is_completed()
+    summaries = state.result()
+    assert list(summaries) == list(NAMES)
+    assert (root / "data/augmented/train.npz").is_file() and (root / "metrics/comparison.json").is_file()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    stage_runs = sorted((r for r in runs if r.name in NAMES), key=lambda r: r.start_time)
+    assert [r.name for r in stage_runs] == list(NAMES)
+    assert all(r.state.is_completed() for r in stage_runs)
+
+
+def test_pipeline_flow_publishes_summary_and_metrics_table(flow_run) -> None:
+    root, state = flow_run
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["qaug-summary", "qaug-metrics"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"qaug-summary", "qaug-metrics"}
+    comparison = json.loads((root / "metrics/comparison.json").read_text())
+    assert f"| accuracy | {comparison['baseline']['accuracy']:.3f} | {comparison['augmented']['accuracy']:.3f} |" in by_key["qaug-summary"].data
+    table = json.loads(by_key["qaug-metrics"].data)
+    assert table[0]["metric"] == "accuracy" and table[0]["delta"] == pytest.approx(comparison["delta"]["accuracy"])
+
+
+def test_bad_params_fail_the_flow_before_any_stage(prefect_api, tmp_path) -> None:
+    raw = tiny_params()
+    raw["filter"]["tau"] = 2.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    state = augmentation_pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
+    assert state.is_failed() and "filter.tau must be in [0, 1]" in str(state.message)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_single_stage_as_its_own_flow_run(flow_run) -> None:
+    root, _ = flow_run
+    state = stage_flow("merge", root=str(root), return_state=True)
+    assert state.is_completed() and state.result()["total"] > 0
+
+
+def test_scheduled_deployment_carries_the_cron_schedule(prefect_api, tmp_path) -> None:
+    deployment_id = deployment("0 3 * * *", "nightly-test", root=tmp_path).apply()
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name("qaug-dvc-repro/nightly-test")
+    assert found.id == deployment_id
+    assert [s.schedule.cron for s in found.schedules] == ["0 3 * * *"]
+    assert found.parameters == {"root": str(tmp_path)} and "qaug" in found.tags

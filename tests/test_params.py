@@ -1,0 +1,64 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from qaug.params import ParamsError, load_params, section
+from tasks.filter import FilterParams
+from tasks.ingest import IngestParams
+from tasks.stages import STAGES, check_params
+from tests.pipeline_helpers import PROJECT
+
+
+def test_params_yaml_parses_for_every_stage_and_documents_every_field() -> None:
+    """Each stage reads exactly the sections it declares (dvc.yaml's params), and params.yaml lists every field."""
+    raw = load_params(PROJECT / "params.yaml")
+    check_params(raw)
+    for stage in STAGES:
+        parsed = stage.parse(raw)
+        typed = [p for p in parsed if dataclasses.is_dataclass(p)]
+        sections = [k for k in stage.params if k != "seed"]
+        assert len(typed) == len(sections), stage.name
+        assert ("seed" in stage.params) == any(isinstance(p, int) for p in parsed), stage.name
+        for name, params in zip(sections, typed):
+            assert set(raw[name]) == {f.name for f in dataclasses.fields(params)}, f"{stage.name}: section {name}"
+
+
+def test_defaults_in_params_yaml_match_the_dataclasses() -> None:
+    raw = load_params(PROJECT / "params.yaml")
+    assert section(FilterParams, raw, "filter") == FilterParams()
+    assert section(IngestParams, raw, "ingest") == IngestParams()
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"filter": {"tua": 0.8}}, r"filter\.tua is not a parameter of filter \(known: alpha, beta, max_rounds, tau\)"),
+        ({"filter": {"tau": "high"}}, r"filter\.tau must be a number, got 'high'"),
+        ({"filter": {"tau": 1.5}}, r"filter\.tau must be in \[0, 1\], got 1\.5"),
+        ({"filter": {"max_rounds": 2.5}}, r"filter\.max_rounds must be an integer"),
+        ({"ingest": {"source": "kaggle"}}, r"ingest\.source must be one of 'embedded-mnist', 'torchvision', 'folder'"),
+        ({"ingest": {"classes": 3}}, r"ingest\.classes must be a list"),
+        ({"augment": {"strategy": "custom"}}, r"augment\.strategy must be one of 'customised', 'general'"),
+        ({"seed": -1}, r"seed must be a non-negative integer"),
+    ],
+)
+def test_bad_params_name_the_key(patch: dict, message: str) -> None:
+    raw = load_params(PROJECT / "params.yaml")
+    for key, value in patch.items():
+        if isinstance(value, dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    with pytest.raises(ParamsError, match=message):
+        check_params(raw)
+
+
+def test_missing_or_broken_params_file(tmp_path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("filter: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"filter": {"tau": 0.5}}))
+    assert section(FilterParams, load_params(tmp_path / "params.yaml"), "filter").tau == 0.5

@@ -1,0 +1,194 @@
+"""Each stage on tiny data (8×8 digits, a dozen per class), run in order once per module."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qaug.checks import DataCheckError
+from qaug.io import load_arrays, save_arrays
+from tasks.analyze_errors import error_shares
+from tasks.filter import accept, thresholds
+from tasks.generate import targets
+from tasks.layout import files
+from tasks.stages import STAGES, get
+from tests.pipeline_helpers import tiny_params
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, dict, dict]:
+    root = tmp_path_factory.mktemp("pipeline")
+    raw = tiny_params()
+    summaries = {stage.name: stage.run(raw, root) for stage in STAGES}
+    return root, raw, summaries
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_stage_writes_all_its_outputs(run) -> None:
+    root, _, _ = run
+    for stage in STAGES:
+        for path in files(stage.paths_object(), "out"):
+            assert (root / path).stat().st_size > 0, f"{stage.name} did not write {path}"
+    assert not list(root.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_ingest_splits_are_disjoint_exact_and_reproducible(run, tmp_path) -> None:
+    root, raw, _ = run
+    splits = {n: load_arrays(root / f"data/prepared/{n}.npz") for n in ("train", "val", "test")}
+    for name, per_class in (("train", 12), ("val", 10), ("test", 10)):
+        assert splits[name]["images"].shape[1:] == (1, 8, 8) and splits[name]["images"].dtype == np.float32
+        assert np.bincount(splits[name]["labels"]).tolist() == [per_class] * 3
+        assert splits[name]["classes"].tolist() == ["0", "1", "2"]
+    seen = [{a.tobytes() for a in splits[n]["images"]} for n in splits]
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+    get("ingest").run(raw, tmp_path)  # same params and seed: the same bytes (stable DVC hashes)
+    for name in splits:
+        assert digest(tmp_path / f"data/prepared/{name}.npz") == digest(root / f"data/prepared/{name}.npz")
+
+
+def test_baseline_metrics_and_error_analysis(run) -> None:
+    root, _, _ = run
+    baseline = json.loads((root / "metrics/baseline.json").read_text())
+    assert 0 <= baseline["accuracy"] <= 1 and np.array(baseline["confusion_matrix"]).sum() == 30
+    errors = json.loads((root / "data/analysis/errors.json").read_text())
+    assert errors["split"] == "val" and sum(errors["support"]) == 30
+    assert all(0 <= e <= n for e, n in zip(errors["errors"], errors["support"]))
+    assert abs(sum(errors["error_share"]) - 1) < 1e-9
+    csv = (root / "plots/data/baseline_history.csv").read_text().splitlines()
+    assert csv[0] == "epoch,loss,accuracy" and len(csv) > 2
+
+
+def test_generate_oversamples_by_error_share(run) -> None:
+    root, raw, _ = run
+    errors = json.loads((root / "data/analysis/errors.json").read_text())
+    cand = load_arrays(root / "data/generated/candidates.npz")
+    need = targets("customised", raw["augment"]["n_gen"], errors["error_share"])
+    assert cand["targets"].tolist() == need and sum(need) == raw["augment"]["n_gen"]
+    assert np.bincount(cand["labels"], minlength=3).tolist() == [3 * n for n in need]
+    assert str(cand["strategy"]) == "customised"
+    assert json.loads((root / "data/checks/candidates.json").read_text())["success"] is True
+
+
+def test_filter_accepts_only_confident_samples_and_accounts_for_all(run) -> None:
+    root, _, _ = run
+    metrics = json.loads((root / "metrics/filter.json").read_text())
+    accepted = load_arrays(root / "data/generated/accepted.npz")
+    assert metrics["accepted"] == len(accepted["labels"])
+    for c, stats in enumerate(metrics["per_class"].values()):
+        assert stats["accepted"] == int((accepted["labels"] == c).sum()) <= stats["needed"]
+        assert stats["accepted"] + stats["shortfall"] == stats["needed"]
+        assert stats["judged"] == stats["accepted"] + stats["rejected"] + stats["surplus"]
+        assert stats["rounds"] <= 2
+    assert set(accepted["round"].tolist()) <= {0, 1}
+
+
+def test_merge_keeps_provenance(run) -> None:
+    root, _, _ = run
+    merged = load_arrays(root / "data/augmented/train.npz")
+    accepted = load_arrays(root / "data/generated/accepted.npz")
+    real = merged["source"] == 0
+    assert real.sum() == 36 and (~real).sum() == len(accepted["labels"])
+    assert (merged["round"][real] == -1).all()
+    np.testing.assert_array_equal(merged["images"][~real], accepted["images"])
+
+
+def test_evaluate_compares_against_the_baseline(run) -> None:
+    root, _, summaries = run
+    comparison = json.loads((root / "metrics/comparison.json").read_text())
+    augmented = json.loads((root / "metrics/augmented.json").read_text())
+    baseline = json.loads((root / "metrics/baseline.json").read_text())
+    assert comparison["delta"]["accuracy"] == pytest.approx(augmented["accuracy"] - baseline["accuracy"])
+    assert set(comparison["delta"]["per_class"]) == {"0", "1", "2"}
+    for key in ("precision", "recall", "f1", "mean_confidence"):
+        assert key in comparison["delta"]["per_class"]["0"]
+    assert augmented["training"]["generated"] == summaries["merge"]["generated"]
+    for png in ("per_class_accuracy", "confusion_matrices", "classifier_loss", "qgan_loss", "accepted_samples"):
+        assert (root / f"plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_threshold_formula() -> None:
+    # mean share 1/3: class 2 (0.6) is weak → τ − α·R; classes 0, 1 strong → τ + β·R
+    assert thresholds([0.3, 0.1, 0.6], tau=0.8, alpha=0.5, beta=0.2) == pytest.approx([0.86, 0.82, 0.5])
+    assert thresholds([0.0, 0.0, 1.0], tau=0.95, alpha=0.1, beta=0.5) == pytest.approx([0.95, 0.95, 0.85])
+    assert thresholds([0.5, 0.5, 0.0], tau=0.99, alpha=0.0, beta=2.0) == pytest.approx([0.99, 0.99, 0.99])
+    assert thresholds([0.2, 0.2, 0.6], tau=0.9, alpha=2.0, beta=1.0) == pytest.approx([1.0, 1.0, 0.0])  # clipped
+
+
+def test_accept_needs_the_right_class_and_enough_confidence() -> None:
+    probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.45, 0.05], [0.3, 0.6, 0.1], [0.4, 0.4, 0.2]])
+    assert accept(probs, 0, 0.6).tolist() == [True, False, False, False]
+    assert accept(probs, 0, 0.4).tolist() == [True, True, False, True]  # ties go to the lowest class
+    assert accept(probs, 1, 0.5).tolist() == [False, False, True, False]
+
+
+def test_error_shares_and_fallbacks() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[[0, 1, 1, 1, 0, 0]] * 0.8 + 0.2 / 3
+    out = error_shares(probs, labels, 3)
+    assert out["errors"] == [1, 0, 2] and out["error_share"] == pytest.approx([1 / 3, 0, 2 / 3]) and out["weighting"] == "errors"
+    conf = np.array([0.6, 0.6, 0.8, 0.8, 0.9, 0.9])  # right everywhere, least sure of class 0
+    right = np.eye(3)[labels] * conf[:, None] + (1 - np.eye(3)[labels]) * ((1 - conf[:, None]) / 2)
+    out = error_shares(right, labels, 3)
+    assert out["errors"] == [0, 0, 0] and out["weighting"] == "confidence"
+    assert out["error_share"] == pytest.approx([0.4 / 0.7, 0.2 / 0.7, 0.1 / 0.7])
+    out = error_shares(np.eye(3)[labels], labels, 3)
+    assert out["weighting"] == "uniform" and out["error_share"] == pytest.approx([1 / 3] * 3)
+
+
+def test_general_strategy_splits_evenly() -> None:
+    assert targets("general", 150, [0.9, 0.1, 0.0]) == [50, 50, 50]
+    assert targets("customised", 150, [0.9, 0.1, 0.0]) == [135, 15, 0]
+    assert targets("customised", 10, [1 / 3, 1 / 3, 1 / 3]) == [4, 3, 3]
+
+
+def test_regeneration_stops_at_max_rounds_and_reports_the_shortfall(run, tmp_path) -> None:
+    root, raw, _ = run
+    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json", "models/baseline.pt", "models/qgan.pt", "data/generated/candidates.npz"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    strict = {**raw, "filter": {**raw["filter"], "tau": 1.0, "beta": 0.0, "alpha": 0.0, "max_rounds": 3}}
+    summary = get("filter").run(strict, tmp_path)  # p ≥ 1.0 never happens with a softmax over 3 classes
+    metrics = json.loads((tmp_path / "metrics/filter.json").read_text())
+    assert summary["accepted"] == 0 and metrics["shortfall"] == metrics["needed"] == raw["augment"]["n_gen"]
+    for stats in metrics["per_class"].values():
+        if stats["needed"]:
+            assert stats["rounds"] == 3 and stats["shortfall"] == stats["needed"] and stats["acceptance_rate"] == 0.0
+            assert stats["judged"] > 3 * stats["needed"]  # regenerated after the first round
+
+
+def test_general_strategy_skips_filtering(run, tmp_path) -> None:
+    root, raw, _ = run
+    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json", "models/baseline.pt", "models/qgan.pt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    general = {**raw, "augment": {**raw["augment"], "strategy": "general", "n_gen": 9}}
+    get("generate").run(general, tmp_path)
+    get("filter").run(general, tmp_path)
+    metrics = json.loads((tmp_path / "metrics/filter.json").read_text())
+    assert metrics["filtered"] is False and metrics["accepted"] == 9
+    assert [s["accepted"] for s in metrics["per_class"].values()] == [3, 3, 3]
+
+
+def test_a_failing_check_stops_the_stage_and_keeps_earlier_outputs(run, tmp_path) -> None:
+    root, raw, _ = run
+    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/generated/accepted.npz"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    get("merge").run(raw, tmp_path)
+    before = digest(tmp_path / "data/augmented/train.npz")
+    accepted = load_arrays(tmp_path / "data/generated/accepted.npz")
+    test = load_arrays(tmp_path / "data/prepared/test.npz")
+    leaked = dict(accepted, images=np.concatenate([accepted["images"], test["images"][:1]]),
+                  labels=np.concatenate([accepted["labels"], test["labels"][:1]]), round=np.concatenate([accepted["round"], [0]]))
+    save_arrays(tmp_path / "data/generated/accepted.npz", **leaked)
+    with pytest.raises(DataCheckError, match="merged") as err:
+        get("merge").run(raw, tmp_path)
+    assert "expect_column_values_to_not_be_in_set" in str(err.value)
+    assert digest(tmp_path / "data/augmented/train.npz") == before  # the earlier version is intact
