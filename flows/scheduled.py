@@ -37,8 +37,10 @@ def deployment(cron: str, name: str, root: Path | None = None) -> RunnerDeployme
     return scheduled_repro.to_deployment(name=name, cron=cron, parameters={"root": str(root or Path.cwd())}, tags=["qaug"])
 
 
-def serve(cron: str, name: str) -> None:
+def serve(cron: str, name: str) -> int:
     """Register the deployment with the Prefect server and run it on ``cron`` until interrupted."""
-    if not os.environ.get("PREFECT_API_URL"):
+    if not os.environ.get("PREFECT_API_URL"):  # a temporary server would forget the schedule at exit
         print("PREFECT_API_URL is not set: start `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        return 2
     prefect_serve(deployment(cron, name))
+    return 0

@@ -45,6 +45,12 @@ class CheckReport:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def raise_if_failed(self) -> None:
+        """Raise DataCheckError listing every failed expectation (no-op on success)."""
+        if not self.success:
+            failures = [{"set": self.name, **r} for r in self.results if not r["success"]]
+            raise DataCheckError(_format_failures(self.name, failures, len(self.results)), failures)
+
 
 def check_image_set(
     name: str,
@@ -119,9 +125,8 @@ def check_image_set(
         results += _validate(name, "classes", classes, [(count_check, "count >= required for every class")])
 
     report = CheckReport(name=name, success=all(r["success"] for r in results), results=results)
-    if raise_on_failure and not report.success:
-        failures = [{"set": name, **r} for r in results if not r["success"]]
-        raise DataCheckError(_format_failures(name, failures, len(results)), failures)
+    if raise_on_failure:
+        report.raise_if_failed()
     return report
 
 

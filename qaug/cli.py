@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     from qaug.repro import dvc_repro
     from tasks.stages import check_params
 
-    check_params(load_params(args.params))
+    check_params(load_params("params.yaml"))  # dvc repro reads params.yaml; fail here, before any stage
     code = dvc_repro(force=args.force)
     if code == 0:
         _show(argparse.Namespace(json=False))
@@ -83,8 +83,7 @@ def _flow(args: argparse.Namespace) -> int:
 def _schedule(args: argparse.Namespace) -> int:
     from flows.scheduled import serve
 
-    serve(cron=args.cron, name=args.name)
-    return 0
+    return serve(cron=args.cron, name=args.name)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run the pipeline with dvc repro (only stages whose inputs changed)")
     run.add_argument("--force", action="store_true", help="rerun every stage")
-    run.add_argument("--params", default="params.yaml")
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one pipeline stage")
@@ -137,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     configure()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from qaug.checks import DataCheckError
+    from qaug.io import InputError
     from qaug.params import ParamsError
 
     try:
         return args.func(args)
-    except (ParamsError, DataCheckError, FileNotFoundError) as err:
+    except (ParamsError, DataCheckError, InputError, FileNotFoundError) as err:
         print(f"qaug {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 
 
+REAL, GENERATED = 0, 1  # provenance codes of the augmented training set's ``source`` column
+
+
 @dataclass(frozen=True)
 class ImageSet:
     images: np.ndarray  # (n, C, H, W) float32 in [0, 1]

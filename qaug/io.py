@@ -27,6 +27,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class InputError(ValueError):
+    """A stage's input files are missing pieces or disagree with each other (the message says which)."""
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path next to ``path``; renamed onto it if the block succeeds, removed if not."""
@@ -50,7 +54,11 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False)
+    except ValueError as err:  # NaN/inf: a diverged loss or metric
+        raise InputError(f"{path}: {err} (a NaN or infinite value; training probably diverged, try a lower learning rate)") from None
+    return write_bytes(path, (text + "\n").encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -22,9 +22,9 @@ discriminator's gradient at real images: without it the discriminator wins
 within a few hundred steps and label fidelity swings between seeds (measured
 over 3 seeds: 61–68 % mean without R1, 93.6 % with γ = 1, 96.4 % with γ = 1 and
 the generator's weights averaged (EMA 0.99), which is what training returns).
-``class_weights`` w set the class distribution of every real batch (C·B images,
-class i drawn round(C·B·w_i) times) and scale each class's fake-image terms in both
-losses by w_i (mean 1), so the discriminator and the generators see the classes in
+``class_weights`` w set the class distribution of every real batch (C·B images split
+in proportion to w by largest remainder, see ``batch_counts``) and scale each class's
+fake-image terms in both losses by C·w_i/Σw (mean 1), so the discriminator and the generators see the classes in
 proportion to w; a class with weight 0 gets no training signal.
 """
 

@@ -6,6 +6,7 @@ augmented model differs from the baseline only in its training data.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,7 @@ class BaselineParams:
         require(self.epochs >= 1, "epochs", "must be at least 1")
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
         require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.min_steps >= 0, "min_steps", "must be 0 or more")
         require(self.max_restarts >= 0, "max_restarts", "must be 0 or more")
 
 
@@ -61,6 +63,7 @@ def training_summary(result: TrainResult, images: int, params: BaselineParams, s
     return {
         "images": images,
         "epochs": len(result.history["loss"]),
+        "steps": len(result.history["loss"]) * math.ceil(images / params.batch_size),  # more data, more steps
         "final_loss": result.history["loss"][-1],
         "final_accuracy": result.history["accuracy"][-1],
         "restarts": result.restarts,

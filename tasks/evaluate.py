@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qaug.data import ImageSet
+from qaug.data import GENERATED, ImageSet
 from qaug.io import load_arrays, load_image_set, read_json, write_json
 from qaug.metrics import compare
 from qaug.params import section, seed_of
@@ -40,7 +40,7 @@ def run(params: BaselineParams, seed: int, paths: EvaluatePaths) -> dict:
     start = time.perf_counter()
     result = fit(params, seed, merged)
     metrics = score(result.model, test)
-    metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == 1).sum())}
+    metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == GENERATED).sum())}
     comparison = compare({k: v for k, v in baseline.items() if k != "training"}, {k: v for k, v in metrics.items() if k != "training"})
     save_model(paths.model, result)
     write_history(paths.history, result)

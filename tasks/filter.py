@@ -11,6 +11,7 @@ is reported, not hidden. The general strategy skips filtering.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,13 @@ class FilterParams:
     alpha: float = 0.3
     beta: float = 0.1
     max_rounds: int = 5
+    min_accepted_fraction: float = 0.5  # the accepted set's check fails below this share of N_i per class
 
     def validate(self) -> None:
         require(0.0 <= self.tau <= 1.0, "tau", f"must be in [0, 1], got {self.tau}")
         require(self.alpha >= 0 and self.beta >= 0, "alpha", "and beta must be non-negative")
         require(self.max_rounds >= 1, "max_rounds", "must be at least 1 (the first round filters the generate stage's candidates)")
+        require(0.0 <= self.min_accepted_fraction <= 1.0, "min_accepted_fraction", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,13 @@ class FilterPaths:
 
 
 def thresholds(shares: list[float], tau: float, alpha: float, beta: float) -> list[float]:
-    """τ_i = τ − α·R[i] where R[i] is above the mean share, else τ + β·R[i]; clipped to [0, 1]."""
+    """τ_i = τ − α·R[i] where R[i] is above the mean share 1/C, else τ + β·R[i]; clipped to [0, 1].
+
+    "Above" means by more than 1e-9, so a share equal to the mean (e.g. 3 of 9 errors with
+    3 classes) is strong whatever its last floating-point bit.
+    """
     mean = 1.0 / len(shares)
-    return [float(np.clip(tau - alpha * r if r > mean else tau + beta * r, 0.0, 1.0)) for r in shares]
+    return [float(np.clip(tau - alpha * r if r > mean + 1e-9 else tau + beta * r, 0.0, 1.0)) for r in shares]
 
 
 def accept(probs: np.ndarray, cls: int, threshold: float) -> np.ndarray:
@@ -109,8 +116,8 @@ def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPath
     if strategy == "general":  # the paper's Algorithm 2: no filtering
         kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
         stats = [{"needed": need[c], "accepted": len(first[c]), "rejected": 0, "surplus": 0, "judged": 0, "rounds": 0,
-                  "acceptance_rate": 1.0, "shortfall": need[c] - len(first[c]), "threshold": 0.0} for c in range(C)]
-        taus = [0.0] * C
+                  "acceptance_rate": 1.0, "shortfall": need[c] - len(first[c]), "threshold": None} for c in range(C)]
+        taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
         kept, rounds_of, stats = filter_rounds(
@@ -121,7 +128,8 @@ def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPath
     labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])
     verify(
         "accepted", images, labels, num_classes=C, image_shape=test.images.shape[1:],
-        required_per_class=[0] * C, test_images=test.images, params=checks, report=paths.checks,
+        required_per_class=[math.ceil(params.min_accepted_fraction * n - 1e-9) if strategy != "general" else n for n in need],
+        test_images=test.images, params=checks, report=paths.checks,
     )
     save_arrays(paths.accepted, images=images, labels=labels, classes=cand["classes"], round=np.concatenate(rounds_of))
     names = [str(c) for c in cand["classes"]]

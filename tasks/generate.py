@@ -14,12 +14,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from qaug.io import load_image_set, read_json, save_arrays
+from qaug.io import InputError, load_image_set, load_torch, read_json, save_arrays
 from qaug.params import require, section, seed_of
-from qmodels.qgan import batch_counts
+from qmodels.qgan import QGAN, batch_counts
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
-from tasks.train_qgan import load_qgan
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,17 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
 
 
 def run(params: AugmentParams, checks: ChecksParams, seed: int, paths: GeneratePaths) -> dict:
-    qgan = load_qgan(paths.model)
+    ckpt = load_torch(paths.model)
+    qgan = QGAN.from_checkpoint(ckpt)
     shares = read_json(paths.errors)["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
+    untrained = [ckpt["classes"][c] for c, n in enumerate(need) if n and ckpt["class_weights"][c] == 0]
+    if untrained:
+        raise InputError(
+            f"classes {untrained} need samples but their generators were trained with weight 0 "
+            "(qgan.error_weight = 1 and no errors on them); lower qgan.error_weight or use augment.strategy: customised"
+        )
     per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
     images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
     labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])

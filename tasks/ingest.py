@@ -15,13 +15,14 @@ from typing import Literal
 import numpy as np
 
 from qaug.data import ImageSet, embedded_mnist, resize, split_per_class
-from qaug.io import save_arrays
+from qaug.io import InputError, save_arrays
 from qaug.params import ParamsError, require, section, seed_of
 from tasks.layout import out, rooted
 
 log = logging.getLogger("qaug.ingest")
 SPLITS = ("train", "val", "test")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAY_MODES = {"1", "L", "LA"}
+_DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # 16/32-bit: converting to 8 bits would clip them
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ class IngestPaths:
 
 def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
     images, labels, keep, names = _load(params)
+    need = params.train_per_class + params.val_per_class + params.test_per_class
+    for value, name in zip(keep, names):
+        have = int((labels == value).sum())
+        if have < need:
+            raise ParamsError(
+                f"params.yaml: class {name!r} has {have} images but ingest.train_per_class + val_per_class + "
+                f"test_per_class = {need}; lower them or add images"
+            )
     splits = split_per_class(
         images, labels, keep,
         {"train": params.train_per_class, "val": params.val_per_class, "test": params.test_per_class},
@@ -104,6 +113,10 @@ def _torchvision(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, t
             f"torchvision {params.dataset} not found under {params.root!r} ({err}); put the files there "
             "or set ingest.download: true"
         ) from None
+    except TypeError:
+        raise ParamsError(f"params.yaml: ingest.dataset {params.dataset!r} has no train split argument; use an image folder instead") from None
+    if not (hasattr(ds, "data") and hasattr(ds, "targets")):
+        raise ParamsError(f"params.yaml: ingest.dataset {params.dataset!r} keeps no .data/.targets arrays; export it to an image folder instead")
     data, targets = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
     if data.ndim == 3:  # (n, H, W) grayscale
         data = data[:, None]
@@ -134,7 +147,9 @@ def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[
                 im.load()
                 opened.append(im.copy())
         except OSError as err:
-            raise ValueError(f"{f} is not a readable image ({err}); remove it from the image folder") from None
+            raise InputError(f"{f} is not a readable image ({err}); remove it from the image folder") from None
+        if opened[-1].mode in _DEEP_MODES:
+            raise InputError(f"{f} is a {opened[-1].mode} (16/32-bit) image; convert the folder to 8-bit PNG/JPEG first")
     gray = params.channels == "gray" or (params.channels == "auto" and all(im.mode in _GRAY_MODES for im in opened))
     size = (params.image_size, params.image_size)
     arrays = []

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qaug.io import load_arrays, load_image_set, save_arrays, write_json
+from qaug.data import GENERATED, REAL
+from qaug.io import InputError, load_arrays, load_image_set, save_arrays, write_json
 from qaug.params import section
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
-
-REAL, GENERATED = 0, 1
 
 
 @dataclass(frozen=True)
@@ -33,13 +32,13 @@ class MergePaths:
 def run(checks: ChecksParams, paths: MergePaths) -> dict:
     train, test, acc = load_image_set(paths.train), load_image_set(paths.test), load_arrays(paths.accepted)
     if acc["images"].shape[1:] != train.images.shape[1:]:
-        raise ValueError(f"{paths.accepted} images are {acc['images'].shape[1:]}, {paths.train} images {train.images.shape[1:]}; rerun the pipeline from train_qgan")
+        raise InputError(f"{paths.accepted} images are {acc['images'].shape[1:]}, {paths.train} images {train.images.shape[1:]}; rerun the pipeline from train_qgan")
     images = np.concatenate([train.images, acc["images"]]).astype(np.float32)
     labels = np.concatenate([train.labels, acc["labels"]])
     source = np.concatenate([np.full(len(train), REAL), np.full(len(acc["labels"]), GENERATED)]).astype(np.int64)
     rounds = np.concatenate([np.full(len(train), -1, dtype=np.int64), acc["round"]])
     C = len(train.classes)
-    required = train.counts() + np.bincount(acc["labels"], minlength=C)
+    required = train.counts() + np.bincount(acc["labels"], minlength=C)[:C]  # out-of-range labels: the label check says so
     verify(
         "merged", images, labels, num_classes=C, image_shape=train.images.shape[1:],
         required_per_class=required.tolist(), test_images=test.images, params=checks, report=paths.checks,

@@ -33,7 +33,8 @@ def verify(
     params: ChecksParams,
     report: Path,
 ) -> None:
-    """Run the suite; raises DataCheckError (listing every failed expectation) before anything is written."""
+    """Run the suite and write its report; on failure raise DataCheckError (listing every failed
+    expectation) before the stage writes its data."""
     result = check_image_set(
         name, images, labels,
         num_classes=num_classes,
@@ -41,5 +42,7 @@ def verify(
         required_per_class=[int(r) for r in required_per_class],
         forbidden=test_images,
         max_duplicate_fraction=params.max_duplicate_fraction,
+        raise_on_failure=False,
     )
     write_json(report, result.to_dict())
+    result.raise_if_failed()

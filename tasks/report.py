@@ -48,7 +48,8 @@ def summary_markdown(root: Path = Path(".")) -> str:
         lines += ["", f"Filter ({f['strategy']} strategy): {f['accepted']} of {f['needed']} needed samples accepted, shortfall {f['shortfall']}.", ""]
         lines += ["| class | needed | accepted | rejected | rounds | acceptance | threshold |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [
-            f"| {name} | {s['needed']} | {s['accepted']} | {s['rejected']} | {s['rounds']} | {s['acceptance_rate']:.2f} | {s['threshold']:.3f} |"
+            f"| {name} | {s['needed']} | {s['accepted']} | {s['rejected']} | {s['rounds']} | {s['acceptance_rate']:.2f} | "
+            f"{'—' if s['threshold'] is None else format(s['threshold'], '.3f')} |"
             for name, s in f["per_class"].items()
         ]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """The eight stages in pipeline order: name, module, params sections, paths and code deps.
 
-``dvc.yaml`` mirrors this table (``tests/test_dvc_yaml.py`` keeps them in step), the
+``dvc.yaml`` mirrors this table (``tests/test_dvc.py`` keeps them in step, and checks
+that ``code`` lists every project module a stage imports), the
 CLI's ``qaug stage NAME`` and the Prefect flow run stages through it.
 """
 
@@ -10,13 +11,15 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from qaug.params import ParamsError
+
 def _files(*paths: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))  # order kept, repeats dropped
 
 
 _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
-_HQCNN = ("tasks/classifier.py", "qmodels/hqcnn.py", *_CORE)
-_QGAN = ("tasks/train_qgan.py", "qmodels/qgan.py", *_CORE)
+_HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
+_QGAN = ("tasks/train_qgan.py", "qaug/plots.py", "qmodels/qgan.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 
 
@@ -43,21 +46,25 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
-          ("tasks/train_baseline.py", "qaug/metrics.py", *_HQCNN)),
+          ("tasks/train_baseline.py", *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis",), "AnalysisPaths", ("tasks/analyze_errors.py", *_HQCNN)),
-    Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", (*_QGAN, "qaug/plots.py")),
-    Stage("generate", "tasks.generate", ("seed", "augment", "checks"), "GeneratePaths", _files("tasks/generate.py", *_QGAN, *_CHECKS)),
+    Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", _QGAN),
+    Stage("generate", "tasks.generate", ("seed", "augment", "checks"), "GeneratePaths", _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS)),
     Stage("filter", "tasks.filter", ("seed", "filter", "checks"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, "qaug/plots.py")),
-    Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", *_CHECKS)),
+          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS)),
+    Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "baseline"), "EvaluatePaths",
-          ("tasks/evaluate.py", "qaug/metrics.py", "qaug/plots.py", *_HQCNN)),
+          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN)),
 )
 NAMES = tuple(s.name for s in STAGES)
 
 
 def check_params(raw: dict) -> None:
-    """Parse every stage's params, so a bad value fails before any stage runs."""
+    """Parse every stage's params, so a bad value (or a misspelt section) fails before any stage runs."""
+    known = {key for stage in STAGES for key in stage.params}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown section(s) {', '.join(unknown)} (sections: {', '.join(sorted(known))})")
     for stage in STAGES:
         stage.parse(raw)
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from qaug.io import load_image_set, load_torch, read_json, save_torch, write_csv, write_json
+from qaug.io import InputError, load_image_set, load_torch, read_json, save_torch, write_csv, write_json
 from qaug.params import require, section, seed_of, to_dict
 from qaug.plots import loss_curves
 from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, train_qgan
@@ -42,6 +42,8 @@ class QGANParams:
         require(self.layers >= 1 and self.steps >= 1 and self.batch_size >= 1, "layers", "steps and batch_size must be at least 1")
         require(self.grid >= 2, "grid", "must be at least 2")
         require(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
+        require(self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator", "and lr_discriminator must be positive")
+        require(self.r1_gamma >= 0, "r1_gamma", "must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def run(params: QGANParams, seed: int, paths: QGANPaths) -> dict:
     train = load_image_set(paths.train)
     shares = read_json(paths.errors)["error_share"]
     if len(shares) != len(train.classes):
-        raise ValueError(f"{paths.errors} has {len(shares)} classes but {paths.train} has {len(train.classes)}; rerun analyze_errors")
+        raise InputError(f"{paths.errors} has {len(shares)} classes but {paths.train} has {len(train.classes)}; rerun analyze_errors")
     weights = class_weights(shares, params.error_weight)
     C, size = train.images.shape[1], train.images.shape[-1]
     cfg = QGANConfig(

@@ -10,3 +10,37 @@ def test_demo_writes_metrics_and_sample_grid(tmp_path) -> None:
     assert 0.0 <= metrics["hqcnn_test_accuracy"] <= 1.0
     assert set(metrics["qgan_label_fidelity"]) == {"0", "1", "2"}
     assert (out / "qgan_samples.png").stat().st_size > 1000
+
+
+def test_stage_with_bad_params_fails_before_work_naming_the_key(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("filter:\n  tau: 1.5\n")
+    assert main(["stage", "filter"]) == 2
+    assert "params.yaml: filter.tau must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["run"]) == 2  # the whole pipeline checks every section before dvc starts
+    assert "filter.tau" in capsys.readouterr().err and not (tmp_path / "data").exists()
+
+
+def test_stage_without_inputs_says_what_to_run_first(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    assert main(["stage", "merge"]) == 2
+    assert "data/prepared/train.npz does not exist; run the stage that makes it first" in capsys.readouterr().err
+
+
+def test_show_prints_the_comparison(tmp_path, monkeypatch, capsys) -> None:
+    import numpy as np
+
+    from qaug.metrics import classification_metrics, compare
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["show"]) == 2 and "run the pipeline first" in capsys.readouterr().err
+    labels = np.array([0, 1, 1, 0])
+    base = classification_metrics(np.eye(2)[[0, 0, 1, 0]], labels, ["a", "b"])
+    aug = classification_metrics(np.eye(2)[[0, 1, 1, 0]], labels, ["a", "b"])
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/comparison.json").write_text(json.dumps(compare(base, aug)))
+    assert main(["show", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0] == {"metric": "accuracy", "baseline": 0.75, "augmented": 1.0, "delta": 0.25}
+    assert main(["show"]) == 0 and "+0.250" in capsys.readouterr().out

@@ -33,7 +33,7 @@ def test_defaults_in_params_yaml_match_the_dataclasses() -> None:
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"filter": {"tua": 0.8}}, r"filter\.tua is not a parameter of filter \(known: alpha, beta, max_rounds, tau\)"),
+        ({"filter": {"tua": 0.8}}, r"filter\.tua is not a parameter of filter \(known: alpha, beta, max_rounds, min_accepted_fraction, tau\)"),
         ({"filter": {"tau": "high"}}, r"filter\.tau must be a number, got 'high'"),
         ({"filter": {"tau": 1.5}}, r"filter\.tau must be in \[0, 1\], got 1\.5"),
         ({"filter": {"max_rounds": 2.5}}, r"filter\.max_rounds must be an integer"),
@@ -62,3 +62,10 @@ def test_missing_or_broken_params_file(tmp_path) -> None:
         load_params(tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"filter": {"tau": 0.5}}))
     assert section(FilterParams, load_params(tmp_path / "params.yaml"), "filter").tau == 0.5
+
+
+def test_a_misspelt_section_is_an_error() -> None:
+    raw = load_params(PROJECT / "params.yaml")
+    raw["filtre"] = {"tau": 0.1}
+    with pytest.raises(ParamsError, match="unknown section.s. filtre"):
+        check_params(raw)

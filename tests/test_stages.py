@@ -27,6 +27,17 @@ def run(tmp_path_factory) -> tuple[Path, dict, dict]:
     return root, raw, summaries
 
 
+FILTER_INPUTS = ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json",
+                 "models/baseline.pt", "models/qgan.pt", "data/generated/candidates.npz")
+
+
+def copy_files(src: Path, dst: Path, *relative: str) -> None:
+    """Copy some of a run's files into another project root, to rerun one stage there."""
+    for rel in relative:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_bytes((src / rel).read_bytes())
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -85,7 +96,7 @@ def test_filter_accepts_only_confident_samples_and_accounts_for_all(run) -> None
         assert stats["accepted"] == int((accepted["labels"] == c).sum()) <= stats["needed"]
         assert stats["accepted"] + stats["shortfall"] == stats["needed"]
         assert stats["judged"] == stats["accepted"] + stats["rejected"] + stats["surplus"]
-        assert stats["rounds"] <= 2
+        assert stats["rounds"] == (0 if not stats["needed"] else 1 if stats["accepted"] == stats["needed"] else 2)
     assert set(accepted["round"].tolist()) <= {0, 1}
 
 
@@ -148,13 +159,14 @@ def test_general_strategy_splits_evenly() -> None:
     assert targets("customised", 10, [1 / 3, 1 / 3, 1 / 3]) == [4, 3, 3]
 
 
-def test_regeneration_stops_at_max_rounds_and_reports_the_shortfall(run, tmp_path) -> None:
+def test_regeneration_stops_at_max_rounds_and_reports_the_shortfall(run, tmp_path, monkeypatch) -> None:
     root, raw, _ = run
-    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json", "models/baseline.pt", "models/qgan.pt", "data/generated/candidates.npz"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes((root / rel).read_bytes())
-    strict = {**raw, "filter": {**raw["filter"], "tau": 1.0, "beta": 0.0, "alpha": 0.0, "max_rounds": 3}}
-    summary = get("filter").run(strict, tmp_path)  # p ≥ 1.0 never happens with a softmax over 3 classes
+    copy_files(root, tmp_path, *FILTER_INPUTS)
+    import tasks.filter
+
+    monkeypatch.setattr(tasks.filter, "accept", lambda probs, cls, threshold: np.zeros(len(probs), dtype=bool))
+    strict = {**raw, "filter": {**raw["filter"], "max_rounds": 3, "min_accepted_fraction": 0.0}}
+    summary = get("filter").run(strict, tmp_path)  # a judge that accepts nothing
     metrics = json.loads((tmp_path / "metrics/filter.json").read_text())
     assert summary["accepted"] == 0 and metrics["shortfall"] == metrics["needed"] == raw["augment"]["n_gen"]
     for stats in metrics["per_class"].values():
@@ -165,9 +177,7 @@ def test_regeneration_stops_at_max_rounds_and_reports_the_shortfall(run, tmp_pat
 
 def test_general_strategy_skips_filtering(run, tmp_path) -> None:
     root, raw, _ = run
-    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json", "models/baseline.pt", "models/qgan.pt"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
     general = {**raw, "augment": {**raw["augment"], "strategy": "general", "n_gen": 9}}
     get("generate").run(general, tmp_path)
     get("filter").run(general, tmp_path)
@@ -178,9 +188,7 @@ def test_general_strategy_skips_filtering(run, tmp_path) -> None:
 
 def test_a_failing_check_stops_the_stage_and_keeps_earlier_outputs(run, tmp_path) -> None:
     root, raw, _ = run
-    for rel in ("data/prepared/train.npz", "data/prepared/test.npz", "data/generated/accepted.npz"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    copy_files(root, tmp_path, "data/prepared/train.npz", "data/prepared/test.npz", "data/generated/accepted.npz")
     get("merge").run(raw, tmp_path)
     before = digest(tmp_path / "data/augmented/train.npz")
     accepted = load_arrays(tmp_path / "data/generated/accepted.npz")
@@ -192,3 +200,15 @@ def test_a_failing_check_stops_the_stage_and_keeps_earlier_outputs(run, tmp_path
         get("merge").run(raw, tmp_path)
     assert "expect_column_values_to_not_be_in_set" in str(err.value)
     assert digest(tmp_path / "data/augmented/train.npz") == before  # the earlier version is intact
+
+
+def test_too_few_accepted_fails_the_accepted_check(run, tmp_path, monkeypatch) -> None:
+    import tasks.filter
+
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS)
+    monkeypatch.setattr(tasks.filter, "accept", lambda probs, cls, threshold: np.zeros(len(probs), dtype=bool))
+    with pytest.raises(DataCheckError, match="count >= required"):
+        get("filter").run({**raw, "filter": {**raw["filter"], "max_rounds": 1}}, tmp_path)
+    report = json.loads((tmp_path / "data/checks/accepted.json").read_text())  # the failing report is kept
+    assert report["success"] is False and not (tmp_path / "data/generated/accepted.npz").exists()

@@ -1,0 +1,97 @@
+"""The torchvision and image-folder sources, on data the tests make (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qaug.io import load_arrays
+from qaug.params import ParamsError
+from tasks.ingest import IngestParams, IngestPaths, run
+from tasks.layout import rooted
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    """MNIST's idx format: magic (0x08 = ubyte, ndim), big-endian dims, raw bytes."""
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture()
+def mnist_root(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 10)
+    images = rng.integers(0, 256, size=(40, 28, 28))
+    for name, images_, labels_ in (("train", images, labels), ("t10k", images[:8], labels[:8])):
+        _write_idx(raw / f"{name}-images-idx3-ubyte", images_)
+        _write_idx(raw / f"{name}-labels-idx1-ubyte", labels_)
+    return tmp_path, images, labels
+
+
+def test_torchvision_dataset_from_a_local_root(mnist_root, tmp_path) -> None:
+    root, images, labels = mnist_root
+    params = IngestParams(source="torchvision", dataset="MNIST", root=str(root), classes=(1, 3),
+                          train_per_class=4, val_per_class=3, test_per_class=3, image_size=14)
+    summary = run(params, 0, rooted(IngestPaths(), tmp_path / "out"))
+    train = load_arrays(tmp_path / "out/data/prepared/train.npz")
+    assert train["images"].shape == (8, 1, 14, 14) and np.bincount(train["labels"]).tolist() == [4, 4]
+    assert train["classes"].tolist() == ["1 - one", "3 - three"] and summary["counts"]["test"] == 6
+
+
+def test_torchvision_missing_files_say_how_to_fix(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="set ingest.download: true"):
+        run(IngestParams(source="torchvision", dataset="MNIST", root=str(tmp_path)), 0, rooted(IngestPaths(), tmp_path))
+    with pytest.raises(ParamsError, match="not a torchvision dataset class"):
+        run(IngestParams(source="torchvision", dataset="NoSuchSet", root=str(tmp_path)), 0, rooted(IngestPaths(), tmp_path))
+
+
+def _folder(tmp_path, mode: str, classes=("cat", "dog", "owl"), per_class=5, size=(20, 16)):
+    root = tmp_path / "images"
+    rng = np.random.default_rng(1)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+            Image.fromarray(rng.integers(0, 256, size=shape).astype(np.uint8), mode).save(root / c / f"{i}.png")
+    return root
+
+
+def test_colour_image_folder(tmp_path) -> None:
+    root = _folder(tmp_path, "RGB")
+    params = IngestParams(source="folder", root=str(root), classes=(), train_per_class=2, val_per_class=1, test_per_class=2, image_size=12)
+    run(params, 0, rooted(IngestPaths(), tmp_path))
+    train = load_arrays(tmp_path / "data/prepared/train.npz")
+    assert train["images"].shape == (6, 3, 12, 12) and train["images"].dtype == np.float32
+    assert train["classes"].tolist() == ["cat", "dog", "owl"]
+    assert 0 <= train["images"].min() and train["images"].max() <= 1
+
+
+def test_grayscale_folder_subset_of_classes(tmp_path) -> None:
+    root = _folder(tmp_path, "L")
+    params = IngestParams(source="folder", root=str(root), classes=("owl", "cat"), train_per_class=3, val_per_class=1, test_per_class=1, image_size=8)
+    run(params, 0, rooted(IngestPaths(), tmp_path))
+    test = load_arrays(tmp_path / "data/prepared/test.npz")
+    assert test["images"].shape == (2, 1, 8, 8) and test["classes"].tolist() == ["owl", "cat"]
+
+
+def test_folder_errors_name_the_problem(tmp_path) -> None:
+    root = _folder(tmp_path, "L", per_class=2)
+    with pytest.raises(ParamsError, match=r"ingest\.classes lists \['fox'\]"):
+        run(IngestParams(source="folder", root=str(root), classes=("fox",)), 0, rooted(IngestPaths(), tmp_path))
+    with pytest.raises(ParamsError, match=r"class 'cat' has 2 images but ingest\.train_per_class \+ val_per_class \+ test_per_class = 300"):
+        run(IngestParams(source="folder", root=str(root), classes=("cat",)), 0, rooted(IngestPaths(), tmp_path))
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png is not a readable image"):
+        run(IngestParams(source="folder", root=str(root), classes=("cat",)), 0, rooted(IngestPaths(), tmp_path))
+    (root / "cat" / "broken.png").unlink()
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.uint16)).save(root / "cat" / "deep.png")
+    with pytest.raises(ValueError, match="deep.png is a I;16 .16/32-bit. image; convert the folder to 8-bit"):
+        run(IngestParams(source="folder", root=str(root), classes=("cat",)), 0, rooted(IngestPaths(), tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist; make one subfolder per class"):
+        run(IngestParams(source="folder", root=str(tmp_path / "nope")), 0, rooted(IngestPaths(), tmp_path))
