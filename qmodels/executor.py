@@ -494,6 +494,30 @@ def _apply_pair(state: torch.Tensor, g: torch.Tensor, qubits: tuple[int, int], n
     return out.reshape(*lead, *moved).movedim([-2, -1], axes).reshape(*lead, 2**n)
 
 
+def collect_matrix(n: int, output: Probabilities) -> np.ndarray | None:
+    """(2**n, 2**k) 0/1 matrix taking full-register probabilities to the kept qubits' outcomes,
+    post-selected outcomes dropped (not renormalised); None when every qubit is kept in order."""
+    N = 2**n
+    kept = tuple(range(n)) if output.qubits is None else tuple(output.qubits)
+    post = dict(output.postselect)
+    for q in list(kept) + list(post):
+        if not 0 <= q < n:
+            raise ValueError(f"readout qubit {q} is out of range for a {n}-qubit circuit")
+    if set(post) - set(kept) or any(v not in (0, 1) for v in post.values()):
+        raise ValueError("postselect must map measured qubits to 0 or 1")
+    data = [q for q in kept if q not in post]
+    if data == list(range(n)):
+        return None
+    i = np.arange(N)
+    ok = np.ones(N, dtype=bool)
+    for q, v in post.items():
+        ok &= ((i >> q) & 1) == v
+    col = sum(((i >> q) & 1) << k for k, q in enumerate(data))
+    m = np.zeros((N, 2 ** len(data)))
+    m[i[ok], col[ok]] = 1.0
+    return m
+
+
 class _Readout(torch.nn.Module):
     """Turn final states (W, B, N) into probabilities or Pauli expectation values."""
 
@@ -504,25 +528,8 @@ class _Readout(torch.nn.Module):
         rdtype = owner.real_dtype
         if isinstance(output, Probabilities):
             self.kind = "probs"
-            kept = tuple(range(n)) if output.qubits is None else tuple(output.qubits)
-            post = dict(output.postselect)
-            for q in list(kept) + list(post):
-                if not 0 <= q < n:
-                    raise ValueError(f"readout qubit {q} is out of range for a {n}-qubit circuit")
-            if set(post) - set(kept) or any(v not in (0, 1) for v in post.values()):
-                raise ValueError("postselect must map measured qubits to 0 or 1")
-            data = [q for q in kept if q not in post]
-            i = np.arange(N)
-            ok = np.ones(N, dtype=bool)
-            for q, v in post.items():
-                ok &= ((i >> q) & 1) == v
-            col = sum(((i >> q) & 1) << k for k, q in enumerate(data))
-            if len(data) == n and not post and list(data) == list(range(n)):
-                self.register_buffer("collect", None, persistent=False)
-            else:
-                m = np.zeros((N, 2 ** len(data)))
-                m[i[ok], col[ok]] = 1.0
-                self.register_buffer("collect", torch.as_tensor(m, dtype=rdtype), persistent=False)
+            m = collect_matrix(n, output)
+            self.register_buffer("collect", None if m is None else torch.as_tensor(m, dtype=rdtype), persistent=False)
         else:
             self.kind = "expval"
             self.terms = []

@@ -1,0 +1,152 @@
+"""The executor's circuits on shot-based backends, through Qiskit's V2 primitives.
+
+Training runs on the exact executor; generation and inference can run the very
+same Ansatz circuits, with trained weights bound, on
+
+* ``aer``: qiskit-aer's ideal simulator with shots,
+* ``fake:<Name>``: a fake IBM device from ``qiskit_ibm_runtime.fake_provider``
+  (its coupling map, basis gates and noise model; no account needed),
+* ``ibm:<name>``: an IBM Quantum backend via a saved ``QiskitRuntimeService`` account
+  or the ``QISKIT_IBM_TOKEN`` environment variable.
+
+Each circuit is transpiled once (``generate_preset_pass_manager``), observables are
+mapped with ``apply_layout``, and a whole batch (every input × every weight set)
+goes out as ONE PUB, never one per sample. Outputs have the executor's shapes and
+meaning: probabilities (marginals and post-selection as in the readout spec) or
+⟨P⟩ estimates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from qmodels.circuits import Ansatz, Expectations, Probabilities
+from qmodels.executor import collect_matrix
+
+Kind = Literal["exact", "aer", "fake", "ibm"]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    kind: Kind
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "BackendSpec":
+        """``exact`` | ``aer`` | ``fake:<FakeName>`` | ``ibm:<backend name>``."""
+        kind, _, name = text.partition(":")
+        if kind in ("exact", "aer") and not name:
+            return cls(kind)  # type: ignore[arg-type]
+        if kind in ("fake", "ibm") and name:
+            return cls(kind, name)  # type: ignore[arg-type]
+        raise ValueError(f"backend {text!r}: expected exact, aer, fake:<FakeName> (e.g. fake:FakeBrisbane) or ibm:<backend name>")
+
+
+def make_backend(spec: BackendSpec, seed_simulator: int | None = None):
+    """The Qiskit backend object for ``spec`` (None for ``exact``)."""
+    if spec.kind == "exact":
+        return None
+    if spec.kind == "aer":
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator(seed_simulator=seed_simulator)
+    if spec.kind == "fake":
+        from qiskit_ibm_runtime import fake_provider
+
+        fake = getattr(fake_provider, spec.name or "", None)
+        if fake is None or not isinstance(fake, type):
+            known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))[:8]
+            raise ValueError(f"fake backend {spec.name!r} does not exist in qiskit_ibm_runtime.fake_provider (e.g. {', '.join(known)}, FakeBrisbane)")
+        return fake()
+    return _ibm_backend(spec.name or "")
+
+
+def _ibm_backend(name: str):
+    """An IBM backend; fails early, before any work, when no credentials are available."""
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    token = os.environ.get("QISKIT_IBM_TOKEN")
+    try:
+        service = QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
+    except Exception as err:  # the service raises several account errors; none may leak a token
+        raise RuntimeError(
+            f"ibm:{name} needs IBM Quantum credentials (QISKIT_IBM_TOKEN or a saved QiskitRuntimeService account): "
+            f"{type(err).__name__}. Without an account use fake:FakeBrisbane (device noise) or aer."
+        ) from None
+    return service.backend(name)
+
+
+class ShotRunner:
+    """One ansatz transpiled once for ``backend``; call it like the executor, with numpy arrays."""
+
+    def __init__(
+        self,
+        ansatz: Ansatz,
+        backend,
+        shots: int = 1024,
+        optimization_level: int = 1,
+        seed_transpiler: int = 0,
+        seed_simulator: int | None = None,
+    ) -> None:
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        if shots < 1:
+            raise ValueError(f"shots must be at least 1, got {shots}")
+        self.ansatz, self.backend, self.shots = ansatz, backend, shots
+        self.seed_simulator = seed_simulator
+        circuit = ansatz.circuit.copy()
+        self.probabilities = isinstance(ansatz.output, Probabilities)
+        if self.probabilities:
+            circuit.measure_all()  # classical bit k = qubit k: outcomes in Qiskit's basis order
+        pm = generate_preset_pass_manager(backend=backend, optimization_level=optimization_level, seed_transpiler=seed_transpiler)
+        self.isa = pm.run(circuit)
+        order = {p: k for k, p in enumerate(list(ansatz.inputs) + list(ansatz.weights))}
+        self._columns = [order[p] for p in self.isa.parameters]  # PUB values follow the circuit's (name-sorted) order
+        if self.probabilities:
+            self._collect = collect_matrix(ansatz.circuit.num_qubits, ansatz.output)  # type: ignore[arg-type]
+        else:
+            assert isinstance(ansatz.output, Expectations)
+            self._observables = [o.apply_layout(self.isa.layout) for o in ansatz.output.observables]
+
+    def _primitive(self, kind: Literal["sampler", "estimator"]):
+        from qiskit_ibm_runtime import EstimatorV2, SamplerV2
+
+        primitive = (SamplerV2 if kind == "sampler" else EstimatorV2)(mode=self.backend)
+        primitive.options.default_shots = self.shots
+        if self.seed_simulator is not None and hasattr(primitive.options, "simulator"):
+            primitive.options.simulator.seed_simulator = self.seed_simulator
+        return primitive
+
+    def __call__(self, inputs: np.ndarray | None, weights: np.ndarray) -> np.ndarray:
+        """(B, out), or (W, B, out) for weights (W, n_weights); B dropped for circuits without inputs."""
+        w = np.atleast_2d(np.asarray(weights, dtype=float))
+        x = np.zeros((1, 0)) if inputs is None else np.asarray(inputs, dtype=float)
+        W, B = w.shape[0], x.shape[0]
+        values = np.concatenate([np.broadcast_to(x[None], (W, B, x.shape[1])), np.broadcast_to(w[:, None], (W, B, w.shape[1]))], axis=-1)
+        values = values[..., self._columns]
+        if self.probabilities:
+            result = self._primitive("sampler").run([(self.isa, values)]).result()[0]
+            out = _outcome_probabilities(result.data.meas.array, self.ansatz.circuit.num_qubits, self.shots)
+            if self._collect is not None:
+                out = out @ self._collect
+        else:
+            result = self._primitive("estimator").run([(self.isa, self._observables, values[:, :, None, :])]).result()[0]
+            out = np.asarray(result.data.evs, dtype=float)
+        if inputs is None:
+            out = out[:, 0]
+        return out[0] if np.ndim(weights) == 1 else out
+
+
+def _outcome_probabilities(bits: np.ndarray, num_qubits: int, shots: int) -> np.ndarray:
+    """Shot records (..., shots, bytes; big-endian) → outcome frequencies (..., 2**n)."""
+    ints = np.zeros(bits.shape[:-1], dtype=np.int64)
+    for byte in range(bits.shape[-1]):
+        ints = (ints << 8) | bits[..., byte]
+    flat = ints.reshape(-1, shots)
+    N = 2**num_qubits
+    counts = np.stack([np.bincount(row, minlength=N) for row in flat]) if len(flat) else np.zeros((0, N))
+    return (counts / shots).reshape(*bits.shape[:-2], N)
