@@ -137,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     from qaug.checks import DataCheckError
     from qaug.io import InputError
     from qaug.params import ParamsError
+    from qmodels.backends import BackendError
 
     try:
         return args.func(args)
-    except (ParamsError, DataCheckError, InputError, FileNotFoundError) as err:
+    except (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError) as err:
         print(f"qaug {args.command}: {err}", file=sys.stderr)
         return 2
 

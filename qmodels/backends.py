@@ -30,6 +30,32 @@ from qmodels.executor import collect_matrix
 Kind = Literal["exact", "aer", "fake", "ibm"]
 
 
+class BackendError(RuntimeError):
+    """A backend cannot be used as configured (no credentials, over budget); says what to change."""
+
+
+class ShotBudgetError(BackendError):
+    """A submission would exceed the shot budget; raised before anything is submitted."""
+
+
+@dataclass
+class ShotBudget:
+    """Shots one stage may spend on a backend (``quantum.max_shots``), shared by its runners."""
+
+    max_shots: int
+    used: int = 0
+
+    def charge(self, circuits: int, shots: int) -> None:
+        need = circuits * shots
+        if self.used + need > self.max_shots:
+            raise ShotBudgetError(
+                f"{circuits:,} circuits × {shots:,} shots = {need:,} shots would bring this stage to "
+                f"{self.used + need:,}, over quantum.max_shots = {self.max_shots:,}; raise quantum.max_shots "
+                "or lower quantum.shots / augment.n_gen"
+            )
+        self.used += need
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     kind: Kind
@@ -73,7 +99,7 @@ def _ibm_backend(name: str):
     try:
         service = QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
     except Exception as err:  # the service raises several account errors; none may leak a token
-        raise RuntimeError(
+        raise BackendError(
             f"ibm:{name} needs IBM Quantum credentials (QISKIT_IBM_TOKEN or a saved QiskitRuntimeService account): "
             f"{type(err).__name__}. Without an account use fake:FakeBrisbane (device noise) or aer."
         ) from None
@@ -91,13 +117,14 @@ class ShotRunner:
         optimization_level: int = 1,
         seed_transpiler: int = 0,
         seed_simulator: int | None = None,
+        budget: ShotBudget | None = None,
     ) -> None:
         from qiskit.transpiler import generate_preset_pass_manager
 
         if shots < 1:
             raise ValueError(f"shots must be at least 1, got {shots}")
         self.ansatz, self.backend, self.shots = ansatz, backend, shots
-        self.seed_simulator = seed_simulator
+        self.seed_simulator, self.budget = seed_simulator, budget
         circuit = ansatz.circuit.copy()
         self.probabilities = isinstance(ansatz.output, Probabilities)
         if self.probabilities:
@@ -128,6 +155,8 @@ class ShotRunner:
         W, B = w.shape[0], x.shape[0]
         values = np.concatenate([np.broadcast_to(x[None], (W, B, x.shape[1])), np.broadcast_to(w[:, None], (W, B, w.shape[1]))], axis=-1)
         values = values[..., self._columns]
+        if self.budget is not None:
+            self.budget.charge(W * B, self.shots)  # refuses before submission
         if self.probabilities:
             result = self._primitive("sampler").run([(self.isa, values)]).result()[0]
             out = _outcome_probabilities(result.data.meas.array, self.ansatz.circuit.num_qubits, self.shots)

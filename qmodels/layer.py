@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+import numpy as np
 import torch
 
 from qmodels.circuits import Ansatz
@@ -17,6 +19,11 @@ class QuantumLayer(torch.nn.Module):
     (shape ``(copies, n_weights)``) and returns ``(copies, B, out)``: this is how
     the patch sub-generators of one class run as a single batched call.
     Weights start uniform in [0, ``init_scale``·2π).
+
+    ``backend`` (default None: the exact executor) may be set to a function
+    ``(inputs, weights) -> outputs`` on numpy arrays, e.g. a
+    :class:`~qmodels.backends.ShotRunner`, to run inference on a shot-based backend;
+    its outputs carry no gradient.
     """
 
     def __init__(
@@ -34,10 +41,18 @@ class QuantumLayer(torch.nn.Module):
         shape = (copies, len(ansatz.weights)) if copies else (len(ansatz.weights),)
         init = torch.rand(shape, generator=generator) * (2 * math.pi * init_scale)
         self.weight = torch.nn.Parameter(init)
+        self.backend: Callable[[np.ndarray | None, np.ndarray], np.ndarray] | None = None
 
     @property
     def output_dim(self) -> int:
         return self.ansatz.output_dim
 
+    def run(self, inputs: torch.Tensor | None, weights: torch.Tensor) -> torch.Tensor:
+        """The circuit's outputs for these inputs and weight set(s), on the exact executor or ``backend``."""
+        if self.backend is None:
+            return self.executor(inputs, weights)
+        x = None if inputs is None else inputs.detach().double().numpy()
+        return torch.as_tensor(self.backend(x, weights.detach().double().numpy()), dtype=torch.float32)
+
     def forward(self, inputs: torch.Tensor | None) -> torch.Tensor:
-        return self.executor(inputs, self.weight)
+        return self.run(inputs, self.weight)

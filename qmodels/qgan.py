@@ -106,7 +106,7 @@ class PatchGenerator(nn.Module):
         cfg = self.cfg
         classes = list(range(cfg.num_classes)) if classes is None else list(classes)
         weights = self.quantum.weight.view(cfg.num_classes, cfg.num_patches, -1)[classes]
-        probs = self.quantum.executor(noise, weights.reshape(-1, weights.shape[-1]))  # (K·P, B, 2**(n-a))
+        probs = self.quantum.run(noise, weights.reshape(-1, weights.shape[-1]))  # (K·P, B, 2**(n-a))
         probs = probs / probs.amax(dim=-1, keepdim=True).clamp_min(1e-12)
         K, B = len(classes), noise.shape[0]
         flat = probs.view(K, cfg.num_patches, B, -1).permute(0, 2, 1, 3).reshape(K, B, -1)

@@ -20,6 +20,7 @@ from qaug.params import section
 from qmodels.hqcnn import predict_proba
 from tasks.classifier import load_model
 from tasks.layout import dep, out, rooted
+from tasks.quantum import QuantumParams, announce, attach
 
 log = logging.getLogger("qaug.analyze_errors")
 
@@ -59,7 +60,7 @@ def error_shares(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dic
     }
 
 
-def run(params: AnalysisParams, paths: AnalysisPaths) -> dict:
+def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) -> dict:
     if params.split == "test":
         log.warning(
             "analysis.split is 'test': the error shares that steer augmentation are measured on the test "
@@ -67,14 +68,16 @@ def run(params: AnalysisParams, paths: AnalysisPaths) -> dict:
         )
     data = load_image_set(paths.val if params.split == "val" else paths.test)
     model = load_model(paths.model)
-    result = {"split": params.split, "classes": [str(c) for c in data.classes]}
+    backend = attach(quantum, [model.quantum])
+    announce(quantum, "analyze_errors", len(data))
+    result = {"split": params.split, "classes": [str(c) for c in data.classes], "quantum": backend}
     result |= error_shares(predict_proba(model, data.images), data.labels, len(data.classes))
     write_json(paths.errors, result)
     return {k: result[k] for k in ("errors", "error_share", "weighting")}
 
 
 def parse(raw: dict) -> tuple:
-    return (section(AnalysisParams, raw, "analysis"),)
+    return (section(AnalysisParams, raw, "analysis"), section(QuantumParams, raw, "quantum"))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

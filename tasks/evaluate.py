@@ -9,19 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from qaug.data import GENERATED, ImageSet
-from qaug.io import load_arrays, load_image_set, read_json, write_json
+from qaug.io import load_arrays, load_image_set, write_json
 from qaug.metrics import compare
 from qaug.params import section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
-from tasks.classifier import BaselineParams, fit, save_model, score, training_summary, write_history
+from tasks.classifier import BaselineParams, fit, load_model, save_model, score, training_summary, write_history
 from tasks.layout import dep, out, rooted
+from tasks.quantum import QuantumParams, announce, attach
 
 
 @dataclass(frozen=True)
 class EvaluatePaths:
     merged: Path = dep("data/augmented/train.npz")
     test: Path = dep("data/prepared/test.npz")
-    baseline_metrics: Path = dep("metrics/baseline.json")
+    baseline_model: Path = dep("models/baseline.pt")
     baseline_history: Path = dep("plots/data/baseline_history.csv")
     model: Path = out("models/augmented.pt")
     metrics: Path = out("metrics/augmented.json")
@@ -32,16 +33,20 @@ class EvaluatePaths:
     loss_figure: Path = out("plots/classifier_loss.png")
 
 
-def run(params: BaselineParams, seed: int, paths: EvaluatePaths) -> dict:
+def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: EvaluatePaths) -> dict:
     data = load_arrays(paths.merged)
     merged = ImageSet(data["images"], data["labels"], tuple(data["classes"].tolist()))
     test = load_image_set(paths.test)
-    baseline = read_json(paths.baseline_metrics)
     start = time.perf_counter()
-    result = fit(params, seed, merged)
+    result = fit(params, seed, merged)  # trained exactly, like the baseline
+    baseline_model = load_model(paths.baseline_model)
+    backend = attach(quantum, [baseline_model.quantum, result.model.quantum])
+    announce(quantum, "evaluate (baseline and augmented on the test split)", 2 * len(test))
+    baseline = score(baseline_model, test)  # both scored here, on the same backend
     metrics = score(result.model, test)
+    metrics["quantum"] = backend
     metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == GENERATED).sum())}
-    comparison = compare({k: v for k, v in baseline.items() if k != "training"}, {k: v for k, v in metrics.items() if k != "training"})
+    comparison = compare(baseline, {k: v for k, v in metrics.items() if k not in ("training", "quantum")}) | {"quantum": backend}
     save_model(paths.model, result)
     write_history(paths.history, result)
     write_json(paths.metrics, metrics)
@@ -66,7 +71,7 @@ def run(params: BaselineParams, seed: int, paths: EvaluatePaths) -> dict:
 
 
 def parse(raw: dict) -> tuple:
-    return (section(BaselineParams, raw, "baseline"), seed_of(raw))
+    return (section(BaselineParams, raw, "baseline"), section(QuantumParams, raw, "quantum"), seed_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -26,6 +26,7 @@ from tasks.classifier import load_model
 from tasks.generate import sample_seed
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
+from tasks.quantum import QuantumParams, announce, attach
 from tasks.train_qgan import load_qgan
 
 
@@ -106,13 +107,14 @@ def filter_rounds(
     return kept, rounds_of, stats
 
 
-def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPaths) -> dict:
+def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: FilterPaths) -> dict:
     cand = load_arrays(paths.candidates)
     errors = read_json(paths.errors)
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     shares, need = errors["error_share"], cand["targets"].tolist()
     strategy, C = str(cand["strategy"]), len(shares)
     first = [cand["images"][cand["labels"] == c] for c in range(C)]
+    backend = {"backend": "none (unfiltered)"}
     if strategy == "general":  # the paper's Algorithm 2: no filtering
         kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
         stats = [{"needed": need[c], "accepted": len(first[c]), "rejected": 0, "surplus": 0, "judged": 0, "rounds": 0,
@@ -120,10 +122,10 @@ def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPath
         taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
-        kept, rounds_of, stats = filter_rounds(
-            first, need, taus, load_model(paths.classifier), load_qgan(paths.qgan),
-            int(cand["oversample"]), params.max_rounds, seed,
-        )
+        judge, qgan = load_model(paths.classifier), load_qgan(paths.qgan)
+        backend = attach(quantum, [judge.quantum, qgan.generator.quantum])
+        announce(quantum, "filter round 1 (classifier)", len(cand["labels"]))
+        kept, rounds_of, stats = filter_rounds(first, need, taus, judge, qgan, int(cand["oversample"]), params.max_rounds, seed)
     images = np.concatenate(kept).astype(np.float32)
     labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])
     verify(
@@ -139,6 +141,7 @@ def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPath
         "accepted": int(len(labels)),
         "needed": int(sum(need)),
         "shortfall": int(sum(s["shortfall"] for s in stats)),
+        "quantum": backend,
         "per_class": dict(zip(names, stats)),
     }
     write_json(paths.metrics, metrics)
@@ -151,7 +154,7 @@ def run(params: FilterParams, checks: ChecksParams, seed: int, paths: FilterPath
 
 
 def parse(raw: dict) -> tuple:
-    return (section(FilterParams, raw, "filter"), section(ChecksParams, raw, "checks"), seed_of(raw))
+    return (section(FilterParams, raw, "filter"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -19,6 +19,7 @@ from qaug.params import require, section, seed_of
 from qmodels.qgan import QGAN, batch_counts
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
+from tasks.quantum import QuantumParams, announce, attach
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
     return int(np.random.SeedSequence([seed, tag, cls, round_]).generate_state(1)[0])
 
 
-def run(params: AugmentParams, checks: ChecksParams, seed: int, paths: GeneratePaths) -> dict:
+def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: GeneratePaths) -> dict:
     ckpt = load_torch(paths.model)
     qgan = QGAN.from_checkpoint(ckpt)
+    backend = attach(quantum, [qgan.generator.quantum])
     shares = read_json(paths.errors)["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
@@ -66,6 +68,7 @@ def run(params: AugmentParams, checks: ChecksParams, seed: int, paths: GenerateP
             "(qgan.error_weight = 1 and no errors on them); lower qgan.error_weight or use augment.strategy: customised"
         )
     per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
+    announce(quantum, "generate", sum(per_class) * qgan.cfg.num_patches)
     images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
     labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])
     images = np.concatenate(images)
@@ -76,13 +79,13 @@ def run(params: AugmentParams, checks: ChecksParams, seed: int, paths: GenerateP
     save_arrays(
         paths.candidates, images=images, labels=labels, classes=np.array([str(c) for c in test.classes]),
         round=np.zeros(len(labels), dtype=np.int64), targets=np.array(need, dtype=np.int64),
-        strategy=np.array(params.strategy), oversample=np.array(params.oversample),
+        strategy=np.array(params.strategy), oversample=np.array(params.oversample), backend=np.array(quantum.backend),
     )
-    return {"strategy": params.strategy, "targets": need, "candidates": per_class}
+    return {"strategy": params.strategy, "targets": need, "candidates": per_class, "backend": backend["backend"]}
 
 
 def parse(raw: dict) -> tuple:
-    return (section(AugmentParams, raw, "augment"), section(ChecksParams, raw, "checks"), seed_of(raw))
+    return (section(AugmentParams, raw, "augment"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -39,6 +39,9 @@ def summary_markdown(root: Path = Path(".")) -> str:
     rows = comparison_rows(root)
     lines = ["# qaug run", "", "| metric | baseline | augmented | delta |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {r['baseline']:.3f} | {r['augmented']:.3f} | {r['delta']:+.3f} |" for r in rows]
+    quantum = read_json(Path(root) / COMPARISON).get("quantum", {"backend": "exact"})
+    if quantum["backend"] != "exact":
+        lines += ["", f"Inference backend: {quantum['backend']}, {quantum['shots']} shots, noise: {quantum['noise']}."]
     merge_path, filter_path = Path(root) / MERGE, Path(root) / FILTER
     if merge_path.exists():
         m = read_json(merge_path)

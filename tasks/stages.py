@@ -21,6 +21,7 @@ _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmode
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
 _QGAN = ("tasks/train_qgan.py", "qaug/plots.py", "qmodels/qgan.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
+_BACKENDS = ("tasks/quantum.py", "qmodels/backends.py")
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,15 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_HQCNN)),
-    Stage("analyze_errors", "tasks.analyze_errors", ("analysis",), "AnalysisPaths", ("tasks/analyze_errors.py", *_HQCNN)),
+    Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths", ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS)),
     Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", _QGAN),
-    Stage("generate", "tasks.generate", ("seed", "augment", "checks"), "GeneratePaths", _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS)),
-    Stage("filter", "tasks.filter", ("seed", "filter", "checks"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS)),
+    Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
+          _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS, *_BACKENDS)),
+    Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
+          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, *_BACKENDS)),
     Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
-    Stage("evaluate", "tasks.evaluate", ("seed", "baseline"), "EvaluatePaths",
-          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN)),
+    Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
+          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS)),
 )
 NAMES = tuple(s.name for s in STAGES)
 

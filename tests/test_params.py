@@ -41,6 +41,8 @@ def test_defaults_in_params_yaml_match_the_dataclasses() -> None:
         ({"ingest": {"classes": 3}}, r"ingest\.classes must be a list"),
         ({"augment": {"strategy": "custom"}}, r"augment\.strategy must be one of 'customised', 'general'"),
         ({"seed": -1}, r"seed must be a non-negative integer"),
+        ({"quantum": {"backend": "gpu"}}, r"quantum\.backend expected exact, aer, fake:<FakeName>"),
+        ({"quantum": {"optimization_level": 4}}, r"quantum\.optimization_level must be 0, 1, 2 or 3"),
     ],
 )
 def test_bad_params_name_the_key(patch: dict, message: str) -> None:

@@ -212,3 +212,29 @@ def test_too_few_accepted_fails_the_accepted_check(run, tmp_path, monkeypatch) -
         get("filter").run({**raw, "filter": {**raw["filter"], "max_rounds": 1}}, tmp_path)
     report = json.loads((tmp_path / "data/checks/accepted.json").read_text())  # the failing report is kept
     assert report["success"] is False and not (tmp_path / "data/generated/accepted.npz").exists()
+
+
+def test_generation_and_evaluation_on_a_fake_device(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1], "data/augmented/train.npz", "plots/data/baseline_history.csv")
+    noisy = {**raw, "quantum": {**raw["quantum"], "backend": "fake:FakeManilaV2", "shots": 256}}
+    assert get("generate").run(noisy, tmp_path)["backend"] == "fake:FakeManilaV2"
+    cand = load_arrays(tmp_path / "data/generated/candidates.npz")
+    exact = load_arrays(root / "data/generated/candidates.npz")
+    assert str(cand["backend"]) == "fake:FakeManilaV2" and cand["images"].shape == exact["images"].shape
+    assert not np.array_equal(cand["images"], exact["images"])  # shot noise and device noise
+    get("evaluate").run(noisy, tmp_path)
+    comparison = json.loads((tmp_path / "metrics/comparison.json").read_text())
+    assert comparison["quantum"] == {"backend": "fake:FakeManilaV2", "shots": 256, "noise": "device model", "optimization_level": 1}
+    assert 0 <= comparison["baseline"]["accuracy"] <= 1
+
+
+def test_a_run_over_the_shot_budget_is_refused_before_submission(run, tmp_path) -> None:
+    from qmodels.backends import ShotBudgetError
+
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
+    tight = {**raw, "quantum": {**raw["quantum"], "backend": "aer", "shots": 100, "max_shots": 1000}}
+    with pytest.raises(ShotBudgetError, match="over quantum.max_shots = 1,000"):
+        get("generate").run(tight, tmp_path)
+    assert not (tmp_path / "data/generated/candidates.npz").exists()
