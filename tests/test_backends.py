@@ -91,3 +91,19 @@ def test_ibm_without_credentials_fails_early_without_leaking(monkeypatch, tmp_pa
     monkeypatch.setenv("QISKIT_IBM_CHANNEL", "")
     with pytest.raises(RuntimeError, match="use fake:FakeBrisbane .device noise. or aer"):
         make_backend(BackendSpec.parse("ibm:ibm_torino"))
+
+
+def test_credential_errors_never_carry_the_token(monkeypatch) -> None:
+    import qiskit_ibm_runtime
+
+    secret = "dummy-secret-token-1234"
+
+    class Refusing:
+        def __init__(self, *args, **kwargs) -> None:
+            raise ValueError(f"invalid token {kwargs.get('token')}")  # what a careless library might say
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", secret)
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Refusing)
+    with pytest.raises(Exception) as err:
+        make_backend(BackendSpec.parse("ibm:ibm_torino"))
+    assert secret not in str(err.value) and err.value.__cause__ is None and err.value.__suppress_context__

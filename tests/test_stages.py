@@ -238,3 +238,16 @@ def test_a_run_over_the_shot_budget_is_refused_before_submission(run, tmp_path) 
     with pytest.raises(ShotBudgetError, match="over quantum.max_shots = 1,000"):
         get("generate").run(tight, tmp_path)
     assert not (tmp_path / "data/generated/candidates.npz").exists()
+
+
+def test_no_output_contains_the_ibm_token(run, tmp_path, monkeypatch) -> None:
+    """A token in the environment reaches no stage output (params, metrics, data, models, plots)."""
+    secret = "dummy-secret-token-5678"
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", secret)
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1], "data/augmented/train.npz", "plots/data/baseline_history.csv")
+    noisy = {**raw, "quantum": {**raw["quantum"], "backend": "aer", "shots": 64}}
+    for name in ("generate", "filter", "evaluate"):
+        get(name).run(noisy, tmp_path)
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked
