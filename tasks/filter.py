@@ -26,7 +26,7 @@ from tasks.classifier import load_model
 from tasks.generate import sample_seed
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
-from tasks.quantum import QuantumParams, announce, attach
+from tasks.quantum import QuantumParams, attach
 from tasks.train_qgan import load_qgan
 
 
@@ -123,8 +123,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
         judge, qgan = load_model(paths.classifier), load_qgan(paths.qgan)
-        backend = attach(quantum, [judge.quantum, qgan.generator.quantum])
-        announce(quantum, "filter round 1 (classifier)", len(cand["labels"]))
+        backend = attach(quantum, [qgan.generator.quantum])  # regenerated samples; the judge stays exact
         kept, rounds_of, stats = filter_rounds(first, need, taus, judge, qgan, int(cand["oversample"]), params.max_rounds, seed)
     images = np.concatenate(kept).astype(np.float32)
     labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])

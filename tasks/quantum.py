@@ -1,8 +1,10 @@
 """Which backend the quantum-heavy stages run inference on (``quantum`` section of params.yaml).
 
-Training always uses the exact executor. ``generate``, ``filter`` (classifier and
-regeneration rounds), ``analyze_errors`` and ``evaluate`` run their circuits on the
-configured backend; ``exact`` (the default) keeps everything on the executor.
+Training always uses the exact executor. ``generate`` and ``filter``'s regeneration
+rounds sample the QGAN on the configured backend, ``analyze_errors`` and ``evaluate``
+run the classifier there; the filter's judge stays exact, so device noise shows in
+the samples, not in the acceptance test. ``exact`` (the default) keeps everything on
+the executor.
 """
 
 from __future__ import annotations
