@@ -173,7 +173,6 @@ def _datasource():
             # Set before GX is first imported. GX 1.24 no longer ships analytics code, but its
             # docs still name this variable, so it keeps older GX versions quiet too.
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-            logging.getLogger("great_expectations").setLevel(logging.ERROR)
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 

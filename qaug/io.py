@@ -84,11 +84,15 @@ def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return Path(path)
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def _existing(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that makes it first (`qaug run` or `dvc repro`)")
-    with np.load(path, allow_pickle=False) as data:
+    return path
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with np.load(_existing(path), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -99,10 +103,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def load_torch(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run the stage that makes it first (`qaug run` or `dvc repro`)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(_existing(path), map_location="cpu", weights_only=True)
 
 
 def load_image_set(path: str | os.PathLike) -> "ImageSet":

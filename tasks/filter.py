@@ -75,27 +75,25 @@ def accept(probs: np.ndarray, cls: int, threshold: float) -> np.ndarray:
 
 
 def filter_rounds(
-    first: list[np.ndarray], need: list[int], taus: list[float], judge: HQCNN, qgan: QGAN | None,
+    first: list[np.ndarray], need: list[int], taus: list[float], judge: HQCNN, qgan: QGAN,
     oversample: int, max_rounds: int, seed: int,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
     """Accepted images and their rounds per class, plus per-class statistics."""
     kept, rounds_of, stats = [], [], []
     for c, candidates in enumerate(first):
-        parts, part_rounds, judged, passed, rounds = [], [], 0, 0, 0
+        parts, part_rounds, judged, passed, accepted, rounds = [], [], 0, 0, 0, 0
         batch = candidates
         while True:
-            probs = predict_proba(judge, batch) if len(batch) else np.zeros((0, len(need)), np.float32)
-            ok = batch[accept(probs, c, taus[c])] if len(batch) else batch
+            ok = batch[accept(predict_proba(judge, batch), c, taus[c])]
             judged, passed = judged + len(batch), passed + len(ok)
-            take = ok[: need[c] - sum(len(p) for p in parts)]
+            take = ok[: need[c] - accepted]
             parts.append(take)
             part_rounds.append(np.full(len(take), rounds, dtype=np.int64))
-            rounds += 1
-            short = need[c] - sum(len(p) for p in parts)
-            if short <= 0 or rounds >= max_rounds or qgan is None:
+            accepted, rounds = accepted + len(take), rounds + 1
+            short = need[c] - accepted
+            if short <= 0 or rounds >= max_rounds:
                 break
             batch = qgan.sample(c, oversample * short, seed=sample_seed(seed, "filter", c, rounds))
-        accepted = sum(len(p) for p in parts)
         kept.append(np.concatenate(parts))
         rounds_of.append(np.concatenate(part_rounds))
         stats.append({

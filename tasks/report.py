@@ -11,12 +11,16 @@ FILTER = Path("metrics/filter.json")
 MERGE = Path("metrics/merge.json")
 
 
-def comparison_rows(root: Path = Path(".")) -> list[dict]:
-    """Metric, baseline, augmented and delta for accuracy, confidence, macro F1 and every class."""
+def _comparison(root: Path) -> dict:
     path = Path(root) / COMPARISON
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist yet; run the pipeline first (`qaug run`)")
-    cmp = read_json(path)
+    return read_json(path)
+
+
+def comparison_rows(root: Path = Path("."), cmp: dict | None = None) -> list[dict]:
+    """Metric, baseline, augmented and delta for accuracy, confidence, macro F1 and every class."""
+    cmp = _comparison(root) if cmp is None else cmp
     base, aug, delta = cmp["baseline"], cmp["augmented"], cmp["delta"]
     rows = [
         {"metric": "accuracy", "baseline": base["accuracy"], "augmented": aug["accuracy"], "delta": delta["accuracy"]},
@@ -36,10 +40,11 @@ def comparison_rows(root: Path = Path(".")) -> list[dict]:
 
 def summary_markdown(root: Path = Path(".")) -> str:
     """A short report of one run: headline comparison, augmentation counts, filter outcome per class."""
-    rows = comparison_rows(root)
+    cmp = _comparison(root)
+    rows = comparison_rows(root, cmp)
     lines = ["# qaug run", "", "| metric | baseline | augmented | delta |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {r['baseline']:.3f} | {r['augmented']:.3f} | {r['delta']:+.3f} |" for r in rows]
-    quantum = read_json(Path(root) / COMPARISON).get("quantum", {"backend": "exact"})
+    quantum = cmp.get("quantum", {"backend": "exact"})
     if quantum["backend"] != "exact":
         lines += ["", f"Inference backend: {quantum['backend']}, {quantum['shots']} shots, noise: {quantum['noise']}."]
     merge_path, filter_path = Path(root) / MERGE, Path(root) / FILTER

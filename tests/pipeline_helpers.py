@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import yaml
@@ -18,4 +17,4 @@ def tiny_params() -> dict:
     raw["augment"].update(n_gen=12)
     raw["filter"].update(tau=0.34, max_rounds=2)
     raw["checks"].update(max_duplicate_fraction=0.5)
-    return copy.deepcopy(raw)
+    return raw
