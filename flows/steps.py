@@ -8,13 +8,17 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.report import comparison_rows, summary_markdown
-from tasks.stages import get
+from tasks.stages import get, tags
 
 
 @task(task_run_name="{name}")
-def run_stage(name: str, raw: dict, root: str = ".") -> dict:
-    """One pipeline stage (``tasks.stages``), its summary as the task result."""
+def _run_stage(name: str, raw: dict, root: str = ".") -> dict:
     return get(name).run(raw, Path(root))
+
+
+def run_stage(name: str, raw: dict, root: str = ".") -> dict:
+    """One pipeline stage (``tasks.stages``) as a task run tagged for concurrency limits; its summary as the result."""
+    return _run_stage.with_options(tags=tags(name, raw))(name, raw, root)
 
 
 @task

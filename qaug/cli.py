@@ -3,6 +3,7 @@
   qaug run [--force]        the whole pipeline through ``dvc repro`` (what ``make run`` does)
   qaug stage NAME           one stage with params.yaml (what each dvc.yaml stage runs)
   qaug show [--json]        baseline vs augmented metrics and deltas
+  qaug show --compare A B   runs side by side (e.g. exact vs a fake device, as DVC experiments)
   qaug flow                 the same stages as one Prefect flow run, in this process
   qaug schedule --cron ...  serve the scheduled ``dvc repro`` flow (needs a Prefect server)
   qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
@@ -54,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if getattr(args, "compare", None):
+        return _show_runs(args)
     from tasks.report import comparison_rows
 
     rows = comparison_rows()
@@ -69,6 +72,34 @@ def _show(args: argparse.Namespace) -> int:
     for r in rows:
         colour = "green" if r["delta"] > 0 else "red" if r["delta"] < 0 else ""
         table.add_row(r["metric"], f"{r['baseline']:.3f}", f"{r['augmented']:.3f}", f"[{colour}]{r['delta']:+.3f}[/]" if colour else f"{r['delta']:+.3f}")
+    Console().print(table)
+    return 0
+
+
+def _show_runs(args: argparse.Namespace) -> int:
+    """Runs side by side: e.g. the exact workspace next to an experiment on a fake device."""
+    from tasks.report import side_by_side
+
+    runs = side_by_side(args.compare)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(label: str, value) -> str:
+        if value is None or isinstance(value, str):
+            return "—" if value is None else value
+        if label.startswith("Δ"):
+            return f"{value:+.3f}"
+        return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+    table = Table(title="qaug runs side by side")
+    table.add_column("")
+    for run in runs:
+        table.add_column(run, justify="right")
+    for label in next(iter(runs.values())):
+        table.add_row(label, *(cell(label, values[label]) for values in runs.values()))
     Console().print(table)
     return 0
 
@@ -112,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
     show = sub.add_parser("show", help="baseline vs augmented metrics with deltas")
     show.add_argument("--json", action="store_true", help="print the rows as JSON")
+    show.add_argument("--compare", nargs="+", metavar="RUN",
+                      help="put runs side by side: DVC experiment names, git revisions or 'workspace' (backend, label fidelity, accuracy deltas)")
     show.set_defaults(func=_show)
 
     flow = sub.add_parser("flow", help="run all stages as one Prefect flow run in this process")

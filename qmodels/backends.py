@@ -18,6 +18,7 @@ meaning: probabilities (marginals and post-selection as in the readout spec) or
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -26,34 +27,19 @@ import numpy as np
 
 from qmodels.circuits import Ansatz, Expectations, Probabilities
 from qmodels.executor import collect_matrix
+from qmodels.runtime import (  # noqa: F401  (BackendError and the budget are part of this module's API)
+    BackendError,
+    IBMRuntime,
+    JobRunner,
+    LocalRuntime,
+    Mode,
+    Runtime,
+    RuntimeOptions,
+    ShotBudget,
+    ShotBudgetError,
+)
 
 Kind = Literal["exact", "aer", "fake", "ibm"]
-
-
-class BackendError(RuntimeError):
-    """A backend cannot be used as configured (no credentials, over budget); says what to change."""
-
-
-class ShotBudgetError(BackendError):
-    """A submission would exceed the shot budget; raised before anything is submitted."""
-
-
-@dataclass
-class ShotBudget:
-    """Shots one stage may spend on a backend (``quantum.max_shots``), shared by its runners."""
-
-    max_shots: int
-    used: int = 0
-
-    def charge(self, circuits: int, shots: int) -> None:
-        need = circuits * shots
-        if self.used + need > self.max_shots:
-            raise ShotBudgetError(
-                f"{circuits:,} circuits × {shots:,} shots = {need:,} shots would bring this stage to "
-                f"{self.used + need:,}, over quantum.max_shots = {self.max_shots:,}; raise quantum.max_shots "
-                "or lower quantum.shots / augment.n_gen"
-            )
-        self.used += need
 
 
 @dataclass(frozen=True)
@@ -88,43 +74,70 @@ def make_backend(spec: BackendSpec, seed_simulator: int | None = None):
             known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))[:8]
             raise ValueError(f"fake backend {spec.name!r} does not exist in qiskit_ibm_runtime.fake_provider (e.g. {', '.join(known)}, FakeBrisbane)")
         return fake()
-    return _ibm_backend(spec.name or "")
+    return _ibm_service(spec.name or "").backend(spec.name)
 
 
-def _ibm_backend(name: str):
-    """An IBM backend; fails early, before any work, when no credentials are available."""
+def connect(spec: BackendSpec, seed_simulator: int | None = None, mode: Mode = "batch") -> Runtime | None:
+    """Where jobs for ``spec`` run: in this process (aer, fake devices) or on IBM Quantum; None for exact."""
+    if spec.kind == "ibm":
+        service = _ibm_service(spec.name or "")
+        return IBMRuntime(service, service.backend(spec.name), mode)
+    backend = make_backend(spec, seed_simulator)
+    return None if backend is None else LocalRuntime(backend)
+
+
+def _ibm_service(name: str):
+    """The account's ``QiskitRuntimeService``; fails early, before any work, when there are no credentials."""
     from qiskit_ibm_runtime import QiskitRuntimeService
 
     token = os.environ.get("QISKIT_IBM_TOKEN")
     try:
-        service = QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
+        return QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
     except Exception as err:  # the service raises several account errors; none may leak a token
         raise BackendError(
             f"ibm:{name} needs IBM Quantum credentials (QISKIT_IBM_TOKEN or a saved QiskitRuntimeService account): "
             f"{type(err).__name__}. Without an account use fake:FakeBrisbane (device noise) or aer."
         ) from None
-    return service.backend(name)
+
+
+def fingerprint(circuit) -> str:
+    """A digest of a transpiled circuit that is the same in every process (parameter UUIDs left out)."""
+    digest = hashlib.sha256()
+    for ins in circuit.data:
+        qubits = [circuit.find_bit(q).index for q in ins.qubits]
+        digest.update(f"{ins.operation.name}{qubits}{[str(p) for p in ins.operation.params]};".encode())
+    return digest.hexdigest()
 
 
 class ShotRunner:
-    """One ansatz transpiled once for ``backend``; call it like the executor, with numpy arrays."""
+    """One ansatz transpiled once for ``backend``; call it like the executor, with numpy arrays.
+
+    Jobs go through ``jobs`` (default: this process, nothing journaled); each call is
+    one job holding one PUB, keyed by the circuit, the values and the options, so a
+    journaled runner finds the same job again after a restart.
+    """
 
     def __init__(
         self,
         ansatz: Ansatz,
         backend,
         shots: int = 1024,
+        *,
         optimization_level: int = 1,
         seed_transpiler: int = 0,
         seed_simulator: int | None = None,
         budget: ShotBudget | None = None,
+        jobs: JobRunner | None = None,
+        dynamical_decoupling: bool = False,
+        twirling: bool = False,
     ) -> None:
         from qiskit.transpiler import generate_preset_pass_manager
 
         if shots < 1:
             raise ValueError(f"shots must be at least 1, got {shots}")
-        self.ansatz, self.backend, self.shots = ansatz, backend, shots
-        self.seed_simulator, self.budget = seed_simulator, budget
+        self.ansatz, self.backend, self.shots, self.budget = ansatz, backend, shots, budget
+        self.jobs = jobs if jobs is not None else JobRunner(LocalRuntime(backend))
+        self.options = RuntimeOptions(shots, seed_simulator, dynamical_decoupling, twirling)
         circuit = ansatz.circuit.copy()
         self.probabilities = isinstance(ansatz.output, Probabilities)
         if self.probabilities:
@@ -138,15 +151,12 @@ class ShotRunner:
         else:
             assert isinstance(ansatz.output, Expectations)
             self._observables = [o.apply_layout(self.isa.layout) for o in ansatz.output.observables]
+        identity = [fingerprint(self.isa), str(self.options)]
+        identity += [] if self.probabilities else [str(o) for o in self._observables]
+        self._identity = "|".join(identity)
 
-    def _primitive(self, kind: Literal["sampler", "estimator"]):
-        from qiskit_ibm_runtime import EstimatorV2, SamplerV2
-
-        primitive = (SamplerV2 if kind == "sampler" else EstimatorV2)(mode=self.backend)
-        primitive.options.default_shots = self.shots
-        if self.seed_simulator is not None and hasattr(primitive.options, "simulator"):
-            primitive.options.simulator.seed_simulator = self.seed_simulator
-        return primitive
+    def _key(self, values: np.ndarray) -> str:
+        return hashlib.sha256(self._identity.encode() + np.ascontiguousarray(values).tobytes()).hexdigest()
 
     def __call__(self, inputs: np.ndarray | None, weights: np.ndarray) -> np.ndarray:
         """(B, out), or (W, B, out) for weights (W, n_weights); B dropped for circuits without inputs."""
@@ -157,13 +167,14 @@ class ShotRunner:
         values = values[..., self._columns]
         if self.budget is not None:
             self.budget.charge(W * B, self.shots)  # refuses before submission
+        key = self._key(values)
         if self.probabilities:
-            result = self._primitive("sampler").run([(self.isa, values)]).result()[0]
+            result = self.jobs.run(key, "sampler", (self.isa, values), self.options, W * B)
             out = _outcome_probabilities(result.data.meas.array, self.ansatz.circuit.num_qubits, self.shots)
             if self._collect is not None:
                 out = out @ self._collect
         else:
-            result = self._primitive("estimator").run([(self.isa, self._observables, values[:, :, None, :])]).result()[0]
+            result = self.jobs.run(key, "estimator", (self.isa, self._observables, values[:, :, None, :]), self.options, W * B)
             out = np.asarray(result.data.evs, dtype=float)
         if inputs is None:
             out = out[:, 0]

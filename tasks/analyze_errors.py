@@ -19,8 +19,8 @@ from qaug.io import load_image_set, write_json
 from qaug.params import section
 from qmodels.hqcnn import predict_proba
 from tasks.classifier import load_model
-from tasks.layout import dep, out, rooted
-from tasks.quantum import QuantumParams, announce, attach
+from tasks.layout import dep, journal, out, rooted
+from tasks.quantum import QuantumParams, on_backend
 
 log = logging.getLogger("qaug.analyze_errors")
 
@@ -36,6 +36,7 @@ class AnalysisPaths:
     val: Path = dep("data/prepared/val.npz")
     test: Path = dep("data/prepared/test.npz")
     errors: Path = out("data/analysis/errors.json")
+    jobs: Path = journal("data/jobs/analyze_errors.json")
 
 
 def error_shares(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -68,10 +69,11 @@ def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) ->
         )
     data = load_image_set(paths.val if params.split == "val" else paths.test)
     model = load_model(paths.model)
-    backend = attach(quantum, [model.quantum])
-    announce(quantum, "analyze_errors", len(data))
-    result = {"split": params.split, "classes": [str(c) for c in data.classes], "quantum": backend}
-    result |= error_shares(predict_proba(model, data.images), data.labels, len(data.classes))
+    with on_backend(quantum, [model.quantum], paths.jobs) as backend:
+        backend.announce("analyze_errors", len(data))
+        probs = predict_proba(model, data.images)
+    result = {"split": params.split, "classes": [str(c) for c in data.classes], "quantum": backend.record}
+    result |= error_shares(probs, data.labels, len(data.classes))
     write_json(paths.errors, result)
     return {k: result[k] for k in ("errors", "error_share", "weighting")}
 

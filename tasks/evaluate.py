@@ -14,8 +14,8 @@ from qaug.metrics import compare
 from qaug.params import section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
 from tasks.classifier import BaselineParams, fit, load_model, save_model, score, training_summary, write_history
-from tasks.layout import dep, out, rooted
-from tasks.quantum import QuantumParams, announce, attach
+from tasks.layout import dep, journal, out, rooted
+from tasks.quantum import QuantumParams, on_backend
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class EvaluatePaths:
     accuracy_figure: Path = out("plots/per_class_accuracy.png")
     confusion_figure: Path = out("plots/confusion_matrices.png")
     loss_figure: Path = out("plots/classifier_loss.png")
+    jobs: Path = journal("data/jobs/evaluate.json")
 
 
 def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: EvaluatePaths) -> dict:
@@ -40,10 +41,11 @@ def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: Evalua
     start = time.perf_counter()
     result = fit(params, seed, merged)  # trained exactly, like the baseline
     baseline_model = load_model(paths.baseline_model)
-    backend = attach(quantum, [baseline_model.quantum, result.model.quantum])
-    announce(quantum, "evaluate (baseline and augmented on the test split)", 2 * len(test))
-    baseline = score(baseline_model, test)  # both scored here, on the same backend
-    metrics = score(result.model, test)
+    with on_backend(quantum, [baseline_model.quantum, result.model.quantum], paths.jobs) as run_on:
+        run_on.announce("evaluate (baseline and augmented on the test split)", 2 * len(test))
+        baseline = score(baseline_model, test)  # both scored here, on the same backend
+        metrics = score(result.model, test)
+    backend = run_on.record
     metrics["quantum"] = backend
     metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == GENERATED).sum())}
     comparison = compare(baseline, {k: v for k, v in metrics.items() if k not in ("training", "quantum")}) | {"quantum": backend}

@@ -24,9 +24,9 @@ from qmodels.hqcnn import HQCNN, predict_proba
 from qmodels.qgan import QGAN
 from tasks.classifier import load_model
 from tasks.generate import sample_seed
-from tasks.layout import dep, out, rooted
+from tasks.layout import dep, journal, out, rooted
 from tasks.quality import ChecksParams, verify
-from tasks.quantum import QuantumParams, attach
+from tasks.quantum import QuantumParams, on_backend
 from tasks.train_qgan import load_qgan
 
 
@@ -57,6 +57,7 @@ class FilterPaths:
     checks: Path = out("data/checks/accepted.json")
     metrics: Path = out("metrics/filter.json")
     figure: Path = out("plots/accepted_samples.png")
+    jobs: Path = journal("data/jobs/filter.json")
 
 
 def thresholds(shares: list[float], tau: float, alpha: float, beta: float) -> list[float]:
@@ -81,11 +82,12 @@ def filter_rounds(
     """Accepted images and their rounds per class, plus per-class statistics."""
     kept, rounds_of, stats = [], [], []
     for c, candidates in enumerate(first):
-        parts, part_rounds, judged, passed, accepted, rounds = [], [], 0, 0, 0, 0
+        parts, part_rounds, judged, passed, labelled, accepted, rounds = [], [], 0, 0, 0, 0, 0
         batch = candidates
         while True:
-            ok = batch[accept(predict_proba(judge, batch), c, taus[c])]
-            judged, passed = judged + len(batch), passed + len(ok)
+            probs = predict_proba(judge, batch)
+            ok = batch[accept(probs, c, taus[c])]
+            judged, passed, labelled = judged + len(batch), passed + len(ok), labelled + int((probs.argmax(1) == c).sum())
             take = ok[: need[c] - accepted]
             parts.append(take)
             part_rounds.append(np.full(len(take), rounds, dtype=np.int64))
@@ -100,9 +102,16 @@ def filter_rounds(
             "needed": need[c], "accepted": accepted, "rejected": judged - passed, "surplus": passed - accepted,
             "judged": judged, "rounds": rounds if need[c] else 0,
             "acceptance_rate": passed / judged if judged else 0.0, "shortfall": need[c] - accepted,
-            "threshold": taus[c],
+            "threshold": taus[c], "label_fidelity": labelled / judged if judged else None,
         })
     return kept, rounds_of, stats
+
+
+def _overall_fidelity(stats: list[dict]) -> float | None:
+    """Share of first-round candidates the baseline classifier assigns to their intended class (all rounds when filtered)."""
+    counted = [(s["label_fidelity"], s["judged"] or s["accepted"]) for s in stats if s["label_fidelity"] is not None]
+    total = sum(n for _, n in counted)
+    return sum(f * n for f, n in counted) / total if total else None
 
 
 def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: FilterPaths) -> dict:
@@ -112,17 +121,23 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
     shares, need = errors["error_share"], cand["targets"].tolist()
     strategy, C = str(cand["strategy"]), len(shares)
     first = [cand["images"][cand["labels"] == c] for c in range(C)]
+    judge = load_model(paths.classifier)  # exact on every backend
     backend = {"backend": "none (unfiltered)"}
-    if strategy == "general":  # the paper's Algorithm 2: no filtering
+    if strategy == "general":  # the paper's Algorithm 2: no filtering (fidelity still measured)
         kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
         stats = [{"needed": need[c], "accepted": len(first[c]), "rejected": 0, "surplus": 0, "judged": 0, "rounds": 0,
-                  "acceptance_rate": 1.0, "shortfall": need[c] - len(first[c]), "threshold": None} for c in range(C)]
+                  "acceptance_rate": 1.0, "shortfall": need[c] - len(first[c]), "threshold": None,
+                  "label_fidelity": float((predict_proba(judge, first[c]).argmax(1) == c).mean()) if len(first[c]) else None}
+                 for c in range(C)]
         taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
-        judge, qgan = load_model(paths.classifier), load_qgan(paths.qgan)
-        backend = attach(quantum, [qgan.generator.quantum])  # regenerated samples; the judge stays exact
-        kept, rounds_of, stats = filter_rounds(first, need, taus, judge, qgan, int(cand["oversample"]), params.max_rounds, seed)
+        qgan, oversample = load_qgan(paths.qgan), int(cand["oversample"])
+        with on_backend(quantum, [qgan.generator.quantum], paths.jobs) as run_on:  # regenerated samples only
+            worst = (params.max_rounds - 1) * oversample * sum(need) * qgan.cfg.num_patches
+            run_on.announce("filter regeneration (at most)", worst, refuse=False)
+            kept, rounds_of, stats = filter_rounds(first, need, taus, judge, qgan, oversample, params.max_rounds, seed)
+        backend = run_on.record
     images = np.concatenate(kept).astype(np.float32)
     labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])
     verify(
@@ -138,6 +153,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         "accepted": int(len(labels)),
         "needed": int(sum(need)),
         "shortfall": int(sum(s["shortfall"] for s in stats)),
+        "label_fidelity": _overall_fidelity(stats),
         "quantum": backend,
         "per_class": dict(zip(names, stats)),
     }

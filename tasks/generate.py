@@ -17,9 +17,9 @@ import torch
 from qaug.io import InputError, load_image_set, load_torch, read_json, save_arrays
 from qaug.params import require, section, seed_of
 from qmodels.qgan import QGAN, batch_counts
-from tasks.layout import dep, out, rooted
+from tasks.layout import dep, journal, out, rooted
 from tasks.quality import ChecksParams, verify
-from tasks.quantum import QuantumParams, announce, attach
+from tasks.quantum import QuantumParams, on_backend
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class GeneratePaths:
     test: Path = dep("data/prepared/test.npz")
     candidates: Path = out("data/generated/candidates.npz")
     checks: Path = out("data/checks/candidates.json")
+    jobs: Path = journal("data/jobs/generate.json")
 
 
 def targets(strategy: str, n_gen: int, shares: list[float]) -> list[int]:
@@ -57,7 +58,6 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
 def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: GeneratePaths) -> dict:
     ckpt = load_torch(paths.model)
     qgan = QGAN.from_checkpoint(ckpt)
-    backend = attach(quantum, [qgan.generator.quantum])
     shares = read_json(paths.errors)["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
@@ -68,8 +68,9 @@ def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, see
             "(qgan.error_weight = 1 and no errors on them); lower qgan.error_weight or use augment.strategy: customised"
         )
     per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
-    announce(quantum, "generate", sum(per_class) * qgan.cfg.num_patches)
-    images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
+    with on_backend(quantum, [qgan.generator.quantum], paths.jobs) as backend:
+        backend.announce("generate", sum(per_class) * qgan.cfg.num_patches)
+        images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
     labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])
     images = np.concatenate(images)
     verify(
@@ -81,7 +82,7 @@ def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, see
         round=np.zeros(len(labels), dtype=np.int64), targets=np.array(need, dtype=np.int64),
         strategy=np.array(params.strategy), oversample=np.array(params.oversample), backend=np.array(quantum.backend),
     )
-    return {"strategy": params.strategy, "targets": need, "candidates": per_class, "backend": backend["backend"]}
+    return {"strategy": params.strategy, "targets": need, "candidates": per_class, "backend": backend.record["backend"]}
 
 
 def parse(raw: dict) -> tuple:

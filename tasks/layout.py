@@ -1,6 +1,7 @@
 """Stage paths relative to a project root.
 
-Each stage declares its inputs (``dep``) and outputs (``out``) as a frozen
+Each stage declares its inputs (``dep``), outputs (``out``) and, for quantum
+stages, its IBM job journal (``journal``, not a DVC output) as a frozen
 dataclass of paths relative to the project root: the same paths ``dvc.yaml``
 lists (a test keeps the two in step). ``rooted`` places them under another root,
 which is how tests run stages in a temporary folder.
@@ -21,6 +22,11 @@ def dep(path: str) -> Any:
 
 def out(path: str) -> Any:
     return dataclasses.field(default=Path(path), metadata={"role": "out"})
+
+
+def journal(path: str) -> Any:
+    """A file the stage keeps beside its outputs that DVC must not delete before a rerun (IBM job ids)."""
+    return dataclasses.field(default=Path(path), metadata={"role": "journal"})
 
 
 def rooted(paths: T, root: Path) -> T:

@@ -5,16 +5,27 @@ rounds sample the QGAN on the configured backend, ``analyze_errors`` and ``evalu
 run the classifier there; the filter's judge stays exact, so device noise shows in
 the samples, not in the acceptance test. ``exact`` (the default) keeps everything on
 the executor.
+
+On IBM Quantum the stage's jobs share one Batch (or Session), their ids are kept in
+the stage's journal (``data/jobs/<stage>.json``) so a restarted run re-attaches, and
+transient failures are retried with exponential backoff.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
 
 from qaug.params import require
-from qmodels.backends import BackendSpec, ShotBudget, ShotRunner, make_backend
+from qmodels.backends import BackendSpec, JobRunner, ShotBudget, ShotRunner, connect
 from qmodels.layer import QuantumLayer
+from tasks.journal import FileJournal
+
+# Rough QPU time per shot on IBM Eagle/Heron devices: the default repetition delay
+# (250 µs) dominates circuits this small. Used for the estimate printed before submission.
+SECONDS_PER_SHOT = 250e-6
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,11 @@ class QuantumParams:
     seed_simulator: int = 0
     optimization_level: int = 1
     max_shots: int = 50_000_000  # per stage; a submission beyond it is refused before it is sent
+    mode: Literal["batch", "session", "job"] = "batch"  # how IBM jobs are grouped
+    dynamical_decoupling: bool = False  # IBM hardware only
+    twirling: bool = False  # Pauli twirling of gates, IBM hardware only
+    retries: int = 3  # per job, for transient failures (network, timeouts, HTTP errors)
+    retry_backoff_s: float = 5.0  # first retry delay; doubles each time
 
     def validate(self) -> None:
         try:
@@ -33,31 +49,73 @@ class QuantumParams:
         require(self.shots >= 1, "shots", "must be at least 1")
         require(0 <= self.optimization_level <= 3, "optimization_level", "must be 0, 1, 2 or 3")
         require(self.max_shots >= 1, "max_shots", "must be at least 1")
+        require(self.retries >= 0, "retries", "must be 0 or more")
+        require(self.retry_backoff_s >= 0, "retry_backoff_s", "must be 0 or more")
+
+    @property
+    def spec(self) -> BackendSpec:
+        return BackendSpec.parse(self.backend)
 
     @property
     def exact(self) -> bool:
-        return BackendSpec.parse(self.backend).kind == "exact"
+        return self.spec.kind == "exact"
+
+    @property
+    def ibm(self) -> bool:
+        return self.spec.kind == "ibm"
 
 
-def attach(params: QuantumParams, layers: Sequence[QuantumLayer]) -> dict:
-    """Run ``layers`` on the configured backend from now on; returns what to record in metrics."""
+@dataclass
+class QuantumRun:
+    """A stage's use of the backend: what to record in metrics, and the cost check before submitting."""
+
+    params: QuantumParams
+    record: dict
+    jobs: JobRunner | None = None
+
+    def announce(self, what: str, circuits: int, refuse: bool = True) -> None:
+        """Print the cost of a stage's submissions up front; refuse them when over the budget.
+
+        ``refuse=False`` is for an upper bound (the filter's regeneration rounds, which
+        usually stop early): it warns instead, and each job is still checked as it goes.
+        """
+        p = self.params
+        if p.exact:
+            return
+        shots = circuits * p.shots
+        qpu = f", ≈ {shots * SECONDS_PER_SHOT:,.0f} s of QPU time" if p.ibm else ""
+        print(f"{what} on {p.backend}: {circuits:,} circuits × {p.shots:,} shots = {shots:,} shots{qpu}", flush=True)
+        if shots > p.max_shots and not refuse:
+            print(f"  over quantum.max_shots = {p.max_shots:,}: the stage stops with an error if it gets there", flush=True)
+        elif refuse:
+            ShotBudget(p.max_shots).charge(circuits, p.shots)
+
+
+@contextmanager
+def on_backend(params: QuantumParams, layers: Sequence[QuantumLayer], journal: Path) -> Iterator[QuantumRun]:
+    """Run ``layers`` on the configured backend inside the block; closes the IBM Batch/Session after it."""
     if params.exact:
-        return {"backend": "exact", "shots": None}
-    backend = make_backend(BackendSpec.parse(params.backend), params.seed_simulator)
+        yield QuantumRun(params, {"backend": "exact", "shots": None})
+        return
+    runtime = connect(params.spec, params.seed_simulator, params.mode)
+    assert runtime is not None
+    jobs = JobRunner(runtime, FileJournal(journal, params.backend), params.retries, params.retry_backoff_s)
     budget = ShotBudget(params.max_shots)
     for layer in layers:
         layer.backend = ShotRunner(
-            layer.ansatz, backend, shots=params.shots, optimization_level=params.optimization_level,
-            seed_simulator=params.seed_simulator, budget=budget,
+            layer.ansatz, runtime.backend, params.shots, optimization_level=params.optimization_level,
+            seed_simulator=params.seed_simulator, budget=budget, jobs=jobs,
+            dynamical_decoupling=params.dynamical_decoupling, twirling=params.twirling,
         )
-    noisy = params.backend.startswith(("fake:", "ibm:"))
-    return {"backend": params.backend, "shots": params.shots, "noise": "device model" if noisy else "none",
-            "optimization_level": params.optimization_level}
-
-
-def announce(params: QuantumParams, what: str, circuits: int) -> None:
-    """Print the cost of a submission up front and refuse it when it exceeds the budget."""
-    if params.exact:
-        return
-    ShotBudget(params.max_shots).charge(circuits, params.shots)
-    print(f"{what} on {params.backend}: {circuits:,} circuits × {params.shots:,} shots = {circuits * params.shots:,} shots", flush=True)
+    noise = {"aer": "none", "fake": "device model", "ibm": "hardware"}[params.spec.kind]
+    record = {"backend": params.backend, "shots": params.shots, "noise": noise, "optimization_level": params.optimization_level}
+    if params.ibm:
+        record |= {"mode": params.mode, "dynamical_decoupling": params.dynamical_decoupling, "twirling": params.twirling}
+    try:
+        yield QuantumRun(params, record, jobs)
+    finally:
+        runtime.close()
+        if params.ibm:
+            print(f"{params.backend}: {jobs.submitted} job(s) submitted, {jobs.reattached} re-attached (journal {journal})", flush=True)
+        for layer in layers:
+            layer.backend = None

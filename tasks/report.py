@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qaug.io import read_json
@@ -53,7 +54,9 @@ def summary_markdown(root: Path = Path(".")) -> str:
         lines += ["", f"Augmented training set: {m['total']} images ({m['real']} real, {m['generated']} generated)."]
     if filter_path.exists():
         f = read_json(filter_path)
-        lines += ["", f"Filter ({f['strategy']} strategy): {f['accepted']} of {f['needed']} needed samples accepted, shortfall {f['shortfall']}.", ""]
+        fidelity = "" if f.get("label_fidelity") is None else f"; label fidelity of the candidates {f['label_fidelity']:.3f}"
+        lines += ["", f"Filter ({f['strategy']} strategy): {f['accepted']} of {f['needed']} needed samples accepted, "
+                      f"shortfall {f['shortfall']}{fidelity}.", ""]
         lines += ["| class | needed | accepted | rejected | rounds | acceptance | threshold |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [
             f"| {name} | {s['needed']} | {s['accepted']} | {s['rejected']} | {s['rounds']} | {s['acceptance_rate']:.2f} | "
@@ -61,3 +64,68 @@ def summary_markdown(root: Path = Path(".")) -> str:
             for name, s in f["per_class"].items()
         ]
     return "\n".join(lines) + "\n"
+
+
+# What `qaug show --compare` puts side by side: (label, metrics file, key in it).
+RUN_FIELDS = (
+    ("backend", COMPARISON, "quantum.backend"),
+    ("shots", COMPARISON, "quantum.shots"),
+    ("noise", COMPARISON, "quantum.noise"),
+    ("label fidelity of generated samples", FILTER, "label_fidelity"),
+    ("generated accepted", FILTER, "accepted"),
+    ("generated needed", FILTER, "needed"),
+    ("baseline accuracy", COMPARISON, "baseline.accuracy"),
+    ("augmented accuracy", COMPARISON, "augmented.accuracy"),
+    ("Δ accuracy", COMPARISON, "delta.accuracy"),
+    ("Δ macro F1", COMPARISON, "delta.macro.f1"),
+)
+
+
+def _nested(data: dict | None, key: str):
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def run_summary(metrics: dict[Path, dict]) -> dict:
+    """``RUN_FIELDS`` of one run, from its metrics files (``{path: parsed JSON}``); None where absent."""
+    return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
+
+
+def resolve_runs(runs: list[str], rows: list[dict]) -> dict[str, str | None]:
+    """Each run's git revision (None for the workspace), matched by experiment name or rev in exp_show ``rows``."""
+    resolved = {}
+    for run in runs:
+        match = next((r for r in rows if run in (r.get("Experiment"), r.get("rev"))), None)
+        if match is None:
+            names = sorted({str(r.get("Experiment") or r.get("rev")) for r in rows})
+            raise FileNotFoundError(f"no experiment or revision {run!r}; known: {', '.join(names)} (see `dvc exp show`)")
+        resolved[run] = None if match["rev"] == "workspace" else match["rev"]
+    return resolved
+
+
+def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
+    """``{run: {label: value}}`` for runs named as DVC experiments, git revisions or ``workspace``."""
+    import dvc.api
+    from dvc.scm import RevError
+
+    rows = dvc.api.exp_show(repo=str(root))
+    known = {name for r in rows for name in (r.get("Experiment"), r.get("rev"))}
+    for rev in (r for r in runs if r not in known):  # a branch, tag or commit rather than an experiment
+        try:
+            rows += dvc.api.exp_show(repo=str(root), revs=[rev])
+        except RevError:
+            pass  # reported below with the names that do exist
+    summaries = {}
+    for run, rev in resolve_runs(runs, rows).items():
+        metrics = {}
+        for file in (COMPARISON, FILTER):
+            try:
+                text = (Path(root) / file).read_text() if rev is None else dvc.api.read(file.as_posix(), repo=str(root), rev=rev)
+            except FileNotFoundError:
+                continue
+            metrics[file] = json.loads(text)
+        summaries[run] = run_summary(metrics)
+    return summaries

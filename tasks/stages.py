@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from qaug.params import ParamsError
+from qaug.params import ParamsError, section
 
 def _files(*paths: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))  # order kept, repeats dropped
@@ -21,7 +21,7 @@ _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmode
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
 _QGAN = ("tasks/train_qgan.py", "qaug/plots.py", "qmodels/qgan.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
-_BACKENDS = ("tasks/quantum.py", "qmodels/backends.py")
+_BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Stage:
     params: tuple[str, ...]  # params.yaml keys the stage reads
     paths: str  # name of the stage module's paths dataclass
     code: tuple[str, ...]  # source files whose edits rerun the stage
+    quantum: bool = False  # runs circuits on ``quantum.backend`` (IBM jobs when it is ibm:<name>)
 
     def paths_object(self) -> object:
         return getattr(importlib.import_module(self.module), self.paths)()
@@ -48,15 +49,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_HQCNN)),
-    Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths", ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS)),
+    Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths",
+          ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum=True),
     Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", _QGAN),
     Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
-          _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS, *_BACKENDS)),
+          _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS, *_BACKENDS), quantum=True),
     Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, *_BACKENDS)),
+          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, *_BACKENDS), quantum=True),
     Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS)),
+          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum=True),
 )
 NAMES = tuple(s.name for s in STAGES)
 
@@ -69,6 +71,20 @@ def check_params(raw: dict) -> None:
         raise ParamsError(f"params.yaml: unknown section(s) {', '.join(unknown)} (sections: {', '.join(sorted(known))})")
     for stage in STAGES:
         stage.parse(raw)
+
+
+# Prefect tag on the task runs of quantum stages sent to IBM. A tag concurrency limit
+# (`prefect concurrency-limit create ibm-quantum 2`) caps how many of them, across every
+# flow run on the server, hold IBM jobs at once; each such stage runs its jobs one after another.
+IBM_TAG = "ibm-quantum"
+
+
+def tags(name: str, raw: dict) -> list[str]:
+    """Prefect tags for stage ``name`` under params ``raw``."""
+    from tasks.quantum import QuantumParams
+
+    ibm = get(name).quantum and section(QuantumParams, raw, "quantum").ibm
+    return ["qaug", IBM_TAG] if ibm else ["qaug"]
 
 
 def get(name: str) -> Stage:

@@ -57,7 +57,7 @@ def test_patch_probabilities_with_postselection_on_aer(aer) -> None:
 
 
 def test_one_pub_per_batch(aer, monkeypatch) -> None:
-    from qiskit_ibm_runtime import SamplerV2
+    from qiskit.primitives import BackendSamplerV2 as SamplerV2
 
     calls = []
     original = SamplerV2.run
@@ -72,13 +72,14 @@ def test_one_pub_per_batch(aer, monkeypatch) -> None:
     assert calls == [[(8, 32, 5 + len(ansatz.weights))]]  # 256 circuits' parameters, one job, one PUB
 
 
-def test_fake_device_is_noisy_but_close_and_seeded() -> None:
+@pytest.mark.parametrize("seed", [0, 3])  # 0: qiskit-ibm-runtime's local mode would drop it
+def test_fake_device_is_noisy_but_close_and_seeded(seed) -> None:
     ansatz = hqcnn_ansatz(4, 2)
     rng = np.random.default_rng(2)
     x, w = rng.uniform(-np.pi, np.pi, (4, 4)), rng.uniform(-np.pi, np.pi, len(ansatz.weights))
     device = make_backend(BackendSpec.parse("fake:FakeManilaV2"))
-    first = ShotRunner(ansatz, device, shots=2000, seed_simulator=3)(x, w)
-    again = ShotRunner(ansatz, device, shots=2000, seed_simulator=3)(x, w)
+    first = ShotRunner(ansatz, device, shots=2000, seed_simulator=seed)(x, w)
+    again = ShotRunner(ansatz, device, shots=2000, seed_simulator=seed)(x, w)
     exact = _exact(ansatz, x, w)
     np.testing.assert_array_equal(first, again)
     assert 0.0 < np.abs(first - exact).max() < 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -114,7 +115,8 @@ def project(tmp_path) -> Path:
 
 
 def _env() -> dict:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1")
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1", GIT_AUTHOR_NAME="qaug tests", GIT_AUTHOR_EMAIL="tests@qaug.invalid",
+               GIT_COMMITTER_NAME="qaug tests", GIT_COMMITTER_EMAIL="tests@qaug.invalid")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `qaug` of this environment
     return env
 
@@ -131,6 +133,9 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
     for path in ("data/augmented/train.npz", "metrics/comparison.json", "plots/per_class_accuracy.png", "dvc.lock"):
         assert (project / path).is_file(), path
 
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=_env())
+    subprocess.run(["git", "commit", "-qm", "first run"], cwd=project, check=True, env=_env())
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project, capture_output=True, text=True, env=_env()).stdout.strip()
     assert _ran(_dvc(project, "repro")) == []  # nothing changed: nothing runs
 
     from flows.scheduled import scheduled_repro
@@ -148,3 +153,15 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
 
     shown = _dvc(project, "metrics", "show")
     assert "metrics/comparison.json" in shown and "metrics/filter.json" in shown
+
+    # the committed first run next to the workspace (what `qaug show --compare` does for experiments too)
+    shown = subprocess.run([sys.executable, "-m", "qaug", "show", "--compare", branch, "workspace", "--json"],
+                           cwd=project, env=_env(), capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    runs = json.loads(shown.stdout)
+    committed = json.loads(subprocess.run(["git", "show", f"{branch}:metrics/comparison.json"], cwd=project, capture_output=True, text=True).stdout)
+    assert runs[branch]["baseline accuracy"] == committed["baseline"]["accuracy"]
+    assert runs["workspace"]["augmented accuracy"] == json.loads((project / "metrics/comparison.json").read_text())["augmented"]["accuracy"]
+    for run in runs.values():
+        assert run["backend"] == "exact" and 0 <= run["label fidelity of generated samples"] <= 1
+        assert run["Δ accuracy"] == pytest.approx(run["augmented accuracy"] - run["baseline accuracy"])

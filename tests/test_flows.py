@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 
 from flows.pipeline import augmentation_pipeline
 from flows.scheduled import deployment
 from flows.stage import stage_flow
-from tasks.stages import NAMES
+from flows.steps import run_stage
+from tasks.stages import IBM_TAG, NAMES
 from tests.pipeline_helpers import tiny_params
 
 
@@ -75,3 +79,40 @@ def test_scheduled_deployment_carries_the_cron_schedule(prefect_api, tmp_path) -
     assert found.id == deployment_id
     assert [s.schedule.cron for s in found.schedules] == ["0 3 * * *"]
     assert found.parameters == {"root": str(tmp_path)} and "qaug" in found.tags
+
+
+def test_ibm_stages_carry_the_queue_tag_and_its_limit_holds_them(prefect_api, monkeypatch) -> None:
+    """Two runs' quantum stages on ibm: never overlap under `ibm-quantum` = 1; other stages are untagged."""
+    import flows.steps
+    from prefect.runtime import task_run
+
+    windows: list[tuple[float, float, list[str]]] = []
+
+    class Holding:  # stands in for a stage that holds IBM jobs for a while
+        def run(self, raw, root):
+            start = time.monotonic()
+            time.sleep(0.8)
+            windows.append((start, time.monotonic(), sorted(task_run.tags)))
+            return {}
+
+    monkeypatch.setattr(flows.steps, "get", lambda name: Holding())
+    ibm = {"quantum": {"backend": "ibm:ibm_standin"}}
+
+    @flow
+    def one(name: str, raw: dict) -> None:
+        run_stage(name, raw)
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=IBM_TAG, concurrency_limit=1)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda _: one("generate", ibm), range(2)))
+        finally:
+            client.delete_concurrency_limit_by_tag(IBM_TAG)
+    (a0, a1, tags_a), (b0, b1, tags_b) = sorted(windows)
+    assert tags_a == tags_b == sorted(["qaug", IBM_TAG])
+    assert b0 >= a1  # the second waited for the first's slot
+    windows.clear()
+    one("merge", ibm)
+    one("generate", {"quantum": {"backend": "fake:FakeBrisbane"}})
+    assert [w[2] for w in windows] == [["qaug"], ["qaug"]]

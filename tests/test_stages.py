@@ -229,6 +229,34 @@ def test_generation_and_evaluation_on_a_fake_device(run, tmp_path) -> None:
     assert 0 <= comparison["baseline"]["accuracy"] <= 1
 
 
+def test_generate_killed_mid_stage_on_ibm_resumes_without_resubmitting(run, tmp_path, monkeypatch, capsys) -> None:
+    """A stage on ``ibm:`` dies while its first job is queued; the rerun re-attaches to it and submits only the rest."""
+    import tasks.quantum
+    from tests.standin_runtime import Killed, StandInRuntime
+
+    root, raw, _ = run
+    cloud: dict = {}
+    runtimes = [StandInRuntime(cloud, kill_at_wait=0), StandInRuntime(cloud), StandInRuntime({})]
+    first, resumed, uninterrupted = runtimes
+    monkeypatch.setattr(tasks.quantum, "connect", lambda spec, seed, mode: runtimes.pop(0))
+    ibm = {**raw, "quantum": {**raw["quantum"], "backend": "ibm:ibm_standin", "shots": 128}}
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
+    with pytest.raises(Killed):
+        get("generate").run(ibm, tmp_path)
+    assert first.submissions == ["job-0"] and not (tmp_path / "data/generated/candidates.npz").exists()
+    journal = json.loads((tmp_path / "data/jobs/generate.json").read_text())
+    assert [(e["job_id"], e["backend"]) for e in journal.values()] == [("job-0", "ibm:ibm_standin")]
+
+    get("generate").run(ibm, tmp_path)  # the restart
+    fresh = tmp_path / "fresh"
+    copy_files(root, fresh, *FILTER_INPUTS[:-1])
+    get("generate").run(ibm, fresh)
+    jobs = len(uninterrupted.submissions)
+    assert jobs >= 2 and len(resumed.submissions) == jobs - 1 and "job-0" not in resumed.submissions and resumed.closed
+    assert f"{jobs - 1} job(s) submitted, 1 re-attached" in capsys.readouterr().out
+    assert digest(fresh / "data/generated/candidates.npz") == digest(tmp_path / "data/generated/candidates.npz")
+
+
 def test_a_run_over_the_shot_budget_is_refused_before_submission(run, tmp_path) -> None:
     from qmodels.backends import ShotBudgetError
 

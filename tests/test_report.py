@@ -1,0 +1,35 @@
+"""`qaug show --compare`: naming runs and reading their headline numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.report import COMPARISON, FILTER, resolve_runs, run_summary
+
+ROWS = [  # the shape of dvc.api.exp_show() rows
+    {"Experiment": None, "rev": "workspace"},
+    {"Experiment": None, "rev": "main"},
+    {"Experiment": "brisbane", "rev": "1a2b3c4"},
+]
+
+
+def test_runs_resolve_by_experiment_name_or_rev() -> None:
+    assert resolve_runs(["brisbane", "main", "workspace", "1a2b3c4"], ROWS) == {
+        "brisbane": "1a2b3c4", "main": "main", "workspace": None, "1a2b3c4": "1a2b3c4",
+    }
+    with pytest.raises(FileNotFoundError, match="no experiment or revision 'torino'; known: brisbane, main, workspace"):
+        resolve_runs(["torino"], ROWS)
+
+
+def test_run_summary_reads_nested_fields_and_leaves_gaps_empty() -> None:
+    metrics: dict[Path, dict] = {
+        COMPARISON: {"quantum": {"backend": "fake:FakeBrisbane", "shots": 1024, "noise": "device model"},
+                     "baseline": {"accuracy": 0.96}, "augmented": {"accuracy": 0.97}, "delta": {"accuracy": 0.01, "macro": {"f1": 0.02}}},
+    }
+    summary = run_summary(metrics)
+    assert summary["backend"] == "fake:FakeBrisbane" and summary["shots"] == 1024 and summary["Δ macro F1"] == 0.02
+    assert summary["label fidelity of generated samples"] is None  # no metrics/filter.json in this run
+    metrics[FILTER] = {"label_fidelity": 0.9, "accepted": 30, "needed": 30}
+    assert run_summary(metrics)["label fidelity of generated samples"] == 0.9
