@@ -1,4 +1,4 @@
-"""The eight stages as one Prefect flow run, in this process (``qaug flow``)."""
+"""The pipeline's stages as one Prefect flow run, in this process (``qaug flow``)."""
 
 from __future__ import annotations
 

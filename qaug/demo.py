@@ -12,7 +12,8 @@ from qaug.data import embedded_mnist, resize, split_per_class
 from qaug.plots import sample_grid
 from qmodels.classical import predict, train_classifier
 from qmodels.hqcnn import HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, train_qgan
+from qmodels.adversarial import GANTrainConfig, train_gan
+from qmodels.qgan import QGAN, QGANConfig
 
 
 def demo(out: Path, seed: int = 0, image_size: int = 28, epochs: int = 30, qgan_steps: int = 1200) -> dict:
@@ -35,7 +36,7 @@ def demo(out: Path, seed: int = 0, image_size: int = 28, epochs: int = 30, qgan_
     print(f"HQCNN test accuracy {acc:.3f} ({t1 - t0:.1f} s, {hq.restarts} restarts)")
 
     qgan = QGAN.create(QGANConfig(num_classes=len(classes), image_size=size), seed=seed)
-    train_qgan(qgan, resize(train.images, size), train.labels, QGANTrainConfig(steps=qgan_steps, seed=seed), progress=True)
+    train_gan(qgan, resize(train.images, size), train.labels, GANTrainConfig(steps=qgan_steps, seed=seed), progress=True)
     t2 = time.perf_counter()
     judge = train_classifier(resize(ref.images, size), ref.labels, len(classes), seed=seed)
     samples = [qgan.sample(c, 200, seed=seed + 1000 + c) for c in range(len(classes))]

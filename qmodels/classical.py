@@ -20,8 +20,8 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(32 * (image_size // 4) ** 2, num_classes)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features, used for classifier-feature Fréchet distances."""
-        return self.features(images)
+        """Last conv block's channels, averaged over space (B, 32): the space of classifier-feature FD and KID."""
+        return self.features[:-1](images).mean(dim=(2, 3))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
@@ -48,6 +48,16 @@ def train_classifier(
 
 
 @torch.no_grad()
+def embed(model: SmallCNN, images: np.ndarray) -> np.ndarray:
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if not len(x):
+        return np.zeros((0, 32))
+    return torch.cat([model.embed(x[i : i + 512]) for i in range(0, len(x), 512)]).double().numpy()
+
+
+@torch.no_grad()
 def predict(model: SmallCNN, images: np.ndarray) -> np.ndarray:
     x = torch.as_tensor(images, dtype=torch.float32)
+    if not len(x):
+        return np.zeros(0, dtype=np.int64)
     return torch.cat([model(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)]).numpy()

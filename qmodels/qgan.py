@@ -16,30 +16,24 @@ patches are concatenated into a ``grid`` × ``grid`` image, and a classical
 post-processing step (bilinear upsampling + 3×3 conv + sigmoid, only when
 ``grid`` < ``image_size``) maps it to the image size.
 
-Discriminator: fully connected, input = flattened image ⊕ one-hot class.
-Loss: minimax BCE (non-saturating for the generator) with an R1 penalty on the
-discriminator's gradient at real images: without it the discriminator wins
-within a few hundred steps and label fidelity swings between seeds (measured
-over 3 seeds: 61–68 % mean without R1, 93.6 % with γ = 1, 96.4 % with γ = 1 and
-the generator's weights averaged (EMA 0.99), which is what training returns).
-``class_weights`` w set the class distribution of every real batch (C·B images split
-in proportion to w by largest remainder, see ``batch_counts``) and scale each class's
-fake-image terms in both losses by C·w_i/Σw (mean 1), so the discriminator and the generators see the classes in
-proportion to w; a class with weight 0 gets no training signal.
+Discriminator: fully connected, input = flattened image ⊕ one-hot class. Training
+(``qmodels.adversarial.train_gan``): minimax BCE with an R1 penalty, or WGAN-GP. Without
+R1 the discriminator wins within a few hundred steps and label fidelity swings between
+seeds (measured over 3 seeds: 61–68 % mean without R1, 93.6 % with γ = 1, 96.4 % with
+γ = 1 and the generator's weights averaged (EMA 0.99), which is what training returns).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from qmodels.circuits import patch_generator_ansatz
+from qmodels.adversarial import GAN
 from qmodels.layer import QuantumLayer
 
 
@@ -67,17 +61,6 @@ class QGANConfig:
     @property
     def num_patches(self) -> int:
         return math.ceil(self.in_channels * self.grid_side**2 / self.patch_pixels)
-
-
-@dataclass(frozen=True)
-class QGANTrainConfig:
-    steps: int = 1200
-    batch_size: int = 32
-    lr_generator: float = 0.02
-    lr_discriminator: float = 0.002
-    r1_gamma: float = 1.0  # R1 penalty (Mescheder et al. 2018): keeps the discriminator from overpowering
-    ema_decay: float = 0.99  # the returned generator is an exponential moving average of its weights (0 = off)
-    seed: int = 0
 
 
 class PatchGenerator(nn.Module):
@@ -139,11 +122,9 @@ class Discriminator(nn.Module):
 
 
 @dataclass
-class QGAN:
+class QGAN(GAN):
     cfg: QGANConfig
-    generator: PatchGenerator
-    discriminator: Discriminator
-    history: dict[str, list[float]] = field(default_factory=lambda: {"loss_d": [], "loss_g": []})
+    config_type = QGANConfig
 
     @classmethod
     def create(cls, cfg: QGANConfig, seed: int = 0) -> "QGAN":
@@ -151,119 +132,10 @@ class QGAN:
         gen = torch.Generator().manual_seed(seed)
         return cls(cfg, PatchGenerator(cfg, generator=gen), Discriminator(cfg))
 
-    def checkpoint(self) -> dict:
-        """Everything needed to rebuild the model (config, weights, loss history)."""
-        return {
-            "config": asdict(self.cfg),
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "history": self.history,
-        }
+    @property
+    def quantum_layers(self) -> list[QuantumLayer]:
+        return [self.generator.quantum]
 
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict) -> "QGAN":
-        raw = dict(ckpt["config"])
-        raw["disc_hidden"] = tuple(raw["disc_hidden"])
-        model = cls.create(QGANConfig(**raw))
-        model.generator.load_state_dict(ckpt["generator"])
-        model.discriminator.load_state_dict(ckpt["discriminator"])
-        model.history = {k: list(v) for k, v in ckpt["history"].items()}
-        return model
-
-    @torch.no_grad()
-    def sample(self, cls_index: int, count: int, seed: int, batch_size: int = 256) -> np.ndarray:
-        """``count`` images (count, C, H, W) of class ``cls_index``, reproducible from ``seed``."""
-        gen = torch.Generator().manual_seed(seed)
-        out = []
-        for start in range(0, count, batch_size):
-            noise = self.generator.sample_noise(min(batch_size, count - start), gen)
-            out.append(self.generator(noise, [cls_index])[0])
-        if not out:
-            s = self.cfg.image_size
-            return np.zeros((0, self.cfg.in_channels, s, s), dtype=np.float32)
-        return torch.cat(out).numpy().astype(np.float32)
-
-
-def batch_counts(weights: torch.Tensor, total: int) -> list[int]:
-    """Split ``total`` in proportion to ``weights`` (largest remainder: exact, deterministic)."""
-    share = weights / weights.sum() * total
-    counts = share.floor().long()
-    short = total - int(counts.sum())
-    if short:
-        counts[torch.argsort(share - counts, descending=True, stable=True)[:short]] += 1
-    return counts.tolist()
-
-
-def normalise_weights(class_weights: Sequence[float] | None, num_classes: int) -> torch.Tensor:
-    """Per-class loss scale with mean 1 (uniform when None)."""
-    if class_weights is None:
-        return torch.ones(num_classes)
-    w = torch.as_tensor(class_weights, dtype=torch.float32)
-    if w.shape != (num_classes,) or (w < 0).any() or w.sum() <= 0 or not torch.isfinite(w).all():
-        raise ValueError(f"class_weights must be {num_classes} non-negative finite numbers with a positive sum, got {list(class_weights)}")
-    return w * num_classes / w.sum()
-
-
-def train_qgan(
-    model: QGAN,
-    images: np.ndarray,
-    labels: np.ndarray,
-    cfg: QGANTrainConfig,
-    class_weights: Sequence[float] | None = None,
-    progress: bool = False,
-) -> QGAN:
-    """Adversarial training, every class in every step; ``class_weights`` (the pipeline's
-    error weights) set the real batch's class distribution and scale each class's
-    fake-image terms (see the module docstring)."""
-    C = model.cfg.num_classes
-    x = torch.as_tensor(images, dtype=torch.float32)
-    y = torch.as_tensor(labels, dtype=torch.long)
-    expected = (model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size)
-    if tuple(x.shape[1:]) != expected:
-        raise ValueError(f"images have shape {tuple(x.shape[1:])}, the QGAN expects {expected}")
-    scale = normalise_weights(class_weights, C)
-    by_class = [torch.nonzero(y == c).squeeze(1) for c in range(C)]
-    empty = [c for c, idx in enumerate(by_class) if len(idx) == 0 and scale[c] > 0]
-    if empty:
-        raise ValueError(f"no training images for classes {empty}")
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr_generator, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_discriminator, betas=(0.5, 0.999))
-    B = cfg.batch_size
-    real_counts = batch_counts(scale, C * B)
-    real_labels = torch.arange(C).repeat_interleave(torch.tensor(real_counts))
-    fake_labels = torch.arange(C).repeat_interleave(B)
-    per_sample = scale.repeat_interleave(B)
-    bce = nn.functional.binary_cross_entropy_with_logits
-    ema = [p.detach().clone() for p in model.generator.parameters()]
-    bar = tqdm(range(cfg.steps), desc="QGAN", disable=None if progress else True, leave=False)  # no bars without a TTY
-    for _ in bar:
-        real = torch.cat([x[idx[torch.randint(len(idx), (k,), generator=gen)]] for idx, k in zip(by_class, real_counts) if k])
-        fake = model.generator(model.generator.sample_noise(B, gen)).flatten(0, 1)  # (C·B, ...)
-        real.requires_grad_(cfg.r1_gamma > 0)
-        d_real = model.discriminator(real, real_labels)
-        d_fake = model.discriminator(fake.detach(), fake_labels)
-        loss_d = (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake), weight=per_sample)) / 2
-        if cfg.r1_gamma > 0:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss_d = loss_d + cfg.r1_gamma / 2 * grad.flatten(1).pow(2).sum(1).mean()
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        d_gen = model.discriminator(fake, fake_labels)
-        loss_g = bce(d_gen, torch.ones_like(d_gen), weight=per_sample)
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        with torch.no_grad():
-            for avg, p in zip(ema, model.generator.parameters()):
-                avg.lerp_(p, 1.0 - cfg.ema_decay)
-        model.history["loss_d"].append(loss_d.item())
-        model.history["loss_g"].append(loss_g.item())
-        bar.set_postfix(loss_d=f"{model.history['loss_d'][-1]:.3f}", loss_g=f"{model.history['loss_g'][-1]:.3f}")
-    if cfg.ema_decay > 0:
-        with torch.no_grad():
-            for avg, p in zip(ema, model.generator.parameters()):
-                p.copy_(avg)
-    return model
+    @property
+    def circuits_per_sample(self) -> int:
+        return self.cfg.num_patches

@@ -17,17 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from qaug.io import load_arrays, load_image_set, read_json, save_arrays, write_json
+from qaug.io import load_arrays, load_image_set, load_torch, read_json, save_arrays, write_json
 from qaug.params import require, section, seed_of
 from qaug.plots import sample_grid
 from qmodels.hqcnn import HQCNN, predict_proba
-from qmodels.qgan import QGAN
 from tasks.classifier import load_model
 from tasks.generate import sample_seed
 from tasks.layout import dep, journal, out, rooted
+from tasks.methods import Sampler, load_sampler
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
-from tasks.train_qgan import load_qgan
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class FilterPaths:
     candidates: Path = dep("data/generated/candidates.npz")
     errors: Path = dep("data/analysis/errors.json")
     classifier: Path = dep("models/baseline.pt")
-    qgan: Path = dep("models/qgan.pt")
+    generator: Path = dep("models/generator.pt")
     train: Path = dep("data/prepared/train.npz")
     test: Path = dep("data/prepared/test.npz")
     accepted: Path = out("data/generated/accepted.npz")
@@ -76,7 +75,7 @@ def accept(probs: np.ndarray, cls: int, threshold: float) -> np.ndarray:
 
 
 def filter_rounds(
-    first: list[np.ndarray], need: list[int], taus: list[float], judge: HQCNN, qgan: QGAN,
+    first: list[np.ndarray], need: list[int], taus: list[float], judge: HQCNN, sampler: Sampler,
     oversample: int, max_rounds: int, seed: int,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
     """Accepted images and their rounds per class, plus per-class statistics."""
@@ -95,7 +94,7 @@ def filter_rounds(
             short = need[c] - accepted
             if short <= 0 or rounds >= max_rounds:
                 break
-            batch = qgan.sample(c, oversample * short, seed=sample_seed(seed, "filter", c, rounds))
+            batch = sampler.sample(c, oversample * short, seed=sample_seed(seed, "filter", c, rounds))
         kept.append(np.concatenate(parts))
         rounds_of.append(np.concatenate(part_rounds))
         stats.append({
@@ -119,7 +118,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
     errors = read_json(paths.errors)
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     shares, need = errors["error_share"], cand["targets"].tolist()
-    strategy, C = str(cand["strategy"]), len(shares)
+    strategy, method, C = str(cand["strategy"]), str(cand["method"]), len(shares)
     first = [cand["images"][cand["labels"] == c] for c in range(C)]
     judge = load_model(paths.classifier)  # exact on every backend
     backend = {"backend": "none (unfiltered)"}
@@ -132,22 +131,24 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
-        qgan, oversample = load_qgan(paths.qgan), int(cand["oversample"])
-        with on_backend(quantum, [qgan.generator.quantum], paths.jobs) as run_on:  # regenerated samples only
-            worst = (params.max_rounds - 1) * oversample * sum(need) * qgan.cfg.num_patches
+        sampler, oversample = load_sampler(load_torch(paths.generator)), int(cand["oversample"])
+        with on_backend(quantum, sampler.quantum_layers, paths.jobs) as run_on:  # regenerated samples only
+            worst = (params.max_rounds - 1) * oversample * sum(need) * sampler.circuits_per_sample
             run_on.announce("filter regeneration (at most)", worst, refuse=False)
-            kept, rounds_of, stats = filter_rounds(first, need, taus, judge, qgan, oversample, params.max_rounds, seed)
+            kept, rounds_of, stats = filter_rounds(first, need, taus, judge, sampler, oversample, params.max_rounds, seed)
         backend = run_on.record
     images = np.concatenate(kept).astype(np.float32)
     labels = np.concatenate([np.full(len(k), c, dtype=np.int64) for c, k in enumerate(kept)])
     verify(
         "accepted", images, labels, num_classes=C, image_shape=test.images.shape[1:],
         required_per_class=[math.ceil(params.min_accepted_fraction * n - 1e-9) if strategy != "general" else n for n in need],
-        test_images=test.images, params=checks, report=paths.checks,
+        test_images=test.images, params=checks, report=paths.checks, allow_duplicates=method == "duplicates",
     )
-    save_arrays(paths.accepted, images=images, labels=labels, classes=cand["classes"], round=np.concatenate(rounds_of))
+    save_arrays(paths.accepted, images=images, labels=labels, classes=cand["classes"], round=np.concatenate(rounds_of),
+                method=np.array(method))
     names = [str(c) for c in cand["classes"]]
     metrics = {
+        "method": method,
         "strategy": strategy,
         "filtered": strategy != "general",
         "accepted": int(len(labels)),

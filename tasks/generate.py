@@ -9,33 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from qaug.io import InputError, load_image_set, load_torch, read_json, save_arrays
-from qaug.params import require, section, seed_of
-from qmodels.qgan import QGAN, batch_counts
+from qaug.params import section, seed_of
+from qmodels.adversarial import batch_counts
 from tasks.layout import dep, journal, out, rooted
+from tasks.methods import GAN_METHODS, AugmentParams, load_sampler
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
 
 
 @dataclass(frozen=True)
-class AugmentParams:
-    strategy: Literal["customised", "general"] = "customised"
-    n_gen: int = 150  # generated samples to add in total
-    oversample: int = 3  # candidates per needed sample (customised)
-
-    def validate(self) -> None:
-        require(self.n_gen >= 1, "n_gen", "must be at least 1")
-        require(self.oversample >= 1, "oversample", "must be at least 1")
-
-
-@dataclass(frozen=True)
 class GeneratePaths:
-    model: Path = dep("models/qgan.pt")
+    model: Path = dep("models/generator.pt")
     errors: Path = dep("data/analysis/errors.json")
     test: Path = dep("data/prepared/test.npz")
     candidates: Path = out("data/generated/candidates.npz")
@@ -57,32 +46,37 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
 
 def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: GeneratePaths) -> dict:
     ckpt = load_torch(paths.model)
-    qgan = QGAN.from_checkpoint(ckpt)
+    if ckpt["method"] != params.method:
+        raise InputError(f"{paths.model} holds a {ckpt['method']} generator but augment.method is {params.method}; rerun train_generator")
+    sampler = load_sampler(ckpt)
     shares = read_json(paths.errors)["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
     untrained = [ckpt["classes"][c] for c, n in enumerate(need) if n and ckpt["class_weights"][c] == 0]
-    if untrained:
+    if untrained and params.method in GAN_METHODS:
         raise InputError(
             f"classes {untrained} need samples but their generators were trained with weight 0 "
             "(qgan.error_weight = 1 and no errors on them); lower qgan.error_weight or use augment.strategy: customised"
         )
     per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
-    with on_backend(quantum, [qgan.generator.quantum], paths.jobs) as backend:
-        backend.announce("generate", sum(per_class) * qgan.cfg.num_patches)
-        images = [qgan.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
+    with on_backend(quantum, sampler.quantum_layers, paths.jobs) as backend:
+        backend.announce("generate", sum(per_class) * sampler.circuits_per_sample)
+        images = [sampler.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
     labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])
     images = np.concatenate(images)
     verify(
         "candidates", images, labels, num_classes=len(shares), image_shape=test.images.shape[1:],
         required_per_class=per_class, test_images=test.images, params=checks, report=paths.checks,
+        allow_duplicates=params.method == "duplicates",
     )
     save_arrays(
         paths.candidates, images=images, labels=labels, classes=np.array([str(c) for c in test.classes]),
         round=np.zeros(len(labels), dtype=np.int64), targets=np.array(need, dtype=np.int64),
         strategy=np.array(params.strategy), oversample=np.array(params.oversample), backend=np.array(quantum.backend),
+        method=np.array(params.method),
     )
-    return {"strategy": params.strategy, "targets": need, "candidates": per_class, "backend": backend.record["backend"]}
+    return {"method": params.method, "strategy": params.strategy, "targets": need, "candidates": per_class,
+            "backend": backend.record["backend"]}
 
 
 def parse(raw: dict) -> tuple:

@@ -32,7 +32,7 @@ class MergePaths:
 def run(checks: ChecksParams, paths: MergePaths) -> dict:
     train, test, acc = load_image_set(paths.train), load_image_set(paths.test), load_arrays(paths.accepted)
     if acc["images"].shape[1:] != train.images.shape[1:]:
-        raise InputError(f"{paths.accepted} images are {acc['images'].shape[1:]}, {paths.train} images {train.images.shape[1:]}; rerun the pipeline from train_qgan")
+        raise InputError(f"{paths.accepted} images are {acc['images'].shape[1:]}, {paths.train} images {train.images.shape[1:]}; rerun the pipeline from train_generator")
     images = np.concatenate([train.images, acc["images"]]).astype(np.float32)
     labels = np.concatenate([train.labels, acc["labels"]])
     source = np.concatenate([np.full(len(train), REAL), np.full(len(acc["labels"]), GENERATED)]).astype(np.int64)
@@ -42,6 +42,7 @@ def run(checks: ChecksParams, paths: MergePaths) -> dict:
     verify(
         "merged", images, labels, num_classes=C, image_shape=train.images.shape[1:],
         required_per_class=required.tolist(), test_images=test.images, params=checks, report=paths.checks,
+        allow_duplicates=str(acc["method"]) == "duplicates",
     )
     save_arrays(paths.merged, images=images, labels=labels, classes=np.array([str(c) for c in train.classes]), source=source, round=rounds)
     names = [str(c) for c in train.classes]

@@ -32,16 +32,18 @@ def verify(
     test_images: np.ndarray,
     params: ChecksParams,
     report: Path,
+    allow_duplicates: bool = False,
 ) -> None:
     """Run the suite and write its report; on failure raise DataCheckError (listing every failed
-    expectation) before the stage writes its data."""
+    expectation) before the stage writes its data. ``allow_duplicates``: the set repeats
+    real images on purpose (the ``duplicates`` baseline), so the duplicate check is off."""
     result = check_image_set(
         name, images, labels,
         num_classes=num_classes,
         image_shape=tuple(int(s) for s in image_shape),  # type: ignore[arg-type]
         required_per_class=[int(r) for r in required_per_class],
         forbidden=test_images,
-        max_duplicate_fraction=params.max_duplicate_fraction,
+        max_duplicate_fraction=1.0 if allow_duplicates else params.max_duplicate_fraction,
         raise_on_failure=False,
     )
     write_json(report, result.to_dict())

@@ -10,6 +10,7 @@ from qaug.io import read_json
 COMPARISON = Path("metrics/comparison.json")
 FILTER = Path("metrics/filter.json")
 MERGE = Path("metrics/merge.json")
+GENERATION = Path("metrics/generation.json")
 
 
 def _comparison(root: Path) -> dict:
@@ -48,7 +49,7 @@ def summary_markdown(root: Path = Path(".")) -> str:
     quantum = cmp.get("quantum", {"backend": "exact"})
     if quantum["backend"] != "exact":
         lines += ["", f"Inference backend: {quantum['backend']}, {quantum['shots']} shots, noise: {quantum['noise']}."]
-    merge_path, filter_path = Path(root) / MERGE, Path(root) / FILTER
+    merge_path, filter_path, generation_path = Path(root) / MERGE, Path(root) / FILTER, Path(root) / GENERATION
     if merge_path.exists():
         m = read_json(merge_path)
         lines += ["", f"Augmented training set: {m['total']} images ({m['real']} real, {m['generated']} generated)."]
@@ -63,7 +64,23 @@ def summary_markdown(root: Path = Path(".")) -> str:
             f"{'—' if s['threshold'] is None else format(s['threshold'], '.3f')} |"
             for name, s in f["per_class"].items()
         ]
+    if generation_path.exists():
+        g = read_json(generation_path)
+        lines += ["", f"Generated samples ({g['method']}), scored with {g['judge']} "
+                      f"(test accuracy {g['judge_test_accuracy']:.3f}); FD and KID in its features:", ""]
+        lines += ["| set | class | n | label fidelity | FD | KID | diversity (real) | near duplicates | nearest test |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for key in ("candidates", "accepted"):
+            for name, v in [("all", g[key]), *g[key]["per_class"].items()]:
+                lines.append(
+                    f"| {key} | {name} | {v['n']} | {_fmt(v['label_fidelity'])} | {_fmt(v['frechet_distance'])} | {_fmt(v['kid'])} | "
+                    f"{_fmt(v['diversity'])} ({_fmt(v['real_diversity'])}) | {_fmt(v['duplicates']['near'])} | {_fmt(v['nearest_test']['mean'])} |"
+                )
     return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 # What `qaug show --compare` puts side by side: (label, metrics file, key in it).
@@ -71,7 +88,13 @@ RUN_FIELDS = (
     ("backend", COMPARISON, "quantum.backend"),
     ("shots", COMPARISON, "quantum.shots"),
     ("noise", COMPARISON, "quantum.noise"),
-    ("label fidelity of generated samples", FILTER, "label_fidelity"),
+    ("method", GENERATION, "method"),
+    ("label fidelity, baseline HQCNN (candidates)", FILTER, "label_fidelity"),
+    ("label fidelity, independent CNN (accepted)", GENERATION, "accepted.label_fidelity"),
+    ("classifier-feature FD (accepted)", GENERATION, "accepted.frechet_distance"),
+    ("classifier-feature KID (accepted)", GENERATION, "accepted.kid"),
+    ("diversity (accepted)", GENERATION, "accepted.diversity"),
+    ("diversity (real)", GENERATION, "accepted.real_diversity"),
     ("generated accepted", FILTER, "accepted"),
     ("generated needed", FILTER, "needed"),
     ("baseline accuracy", COMPARISON, "baseline.accuracy"),
@@ -121,7 +144,7 @@ def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
     summaries = {}
     for run, rev in resolve_runs(runs, rows).items():
         metrics = {}
-        for file in (COMPARISON, FILTER):
+        for file in (COMPARISON, FILTER, GENERATION):
             try:
                 text = (Path(root) / file).read_text() if rev is None else dvc.api.read(file.as_posix(), repo=str(root), rev=rev)
             except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""The eight stages in pipeline order: name, module, params sections, paths and code deps.
+"""The pipeline's stages in order (the eight of the method plus the score_generated side stage): name, module, params sections, paths and code deps.
 
 ``dvc.yaml`` mirrors this table (``tests/test_dvc.py`` keeps them in step, and checks
 that ``code`` lists every project module a stage imports), the
@@ -19,7 +19,9 @@ def _files(*paths: str) -> tuple[str, ...]:
 
 _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
-_QGAN = ("tasks/train_qgan.py", "qaug/plots.py", "qmodels/qgan.py", *_CORE)
+_GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py", "qmodels/hybrid_qgan.py", "qmodels/hybridq.py",
+               "qmodels/qgan.py", "qmodels/adversarial.py",
+               "qmodels/wgan.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
 
@@ -51,11 +53,15 @@ STAGES: tuple[Stage, ...] = (
           ("tasks/train_baseline.py", *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths",
           ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum=True),
-    Stage("train_qgan", "tasks.train_qgan", ("seed", "qgan"), "QGANPaths", _QGAN),
+    Stage("train_generator", "tasks.train_generator",
+          ("seed", "qgan", "hybridq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
+          ("tasks/train_generator.py", "qaug/plots.py", *_GENERATORS)),
     Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
-          _files("tasks/generate.py", "qmodels/qgan.py", *_CORE, *_CHECKS, *_BACKENDS), quantum=True),
+          _files("tasks/generate.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum=True),
     Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", *_QGAN, *_HQCNN, *_CHECKS, *_BACKENDS), quantum=True),
+          _files("tasks/filter.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS), quantum=True),
+    Stage("score_generated", "tasks.score_generated", ("seed",), "ScorePaths",
+          ("tasks/score_generated.py", "qaug/generation_metrics.py", "qmodels/classical.py")),
     Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
           _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum=True),
@@ -65,7 +71,7 @@ NAMES = tuple(s.name for s in STAGES)
 
 def check_params(raw: dict) -> None:
     """Parse every stage's params, so a bad value (or a misspelt section) fails before any stage runs."""
-    known = {key for stage in STAGES for key in stage.params}
+    known = {key.split(".")[0] for stage in STAGES for key in stage.params}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ParamsError(f"params.yaml: unknown section(s) {', '.join(unknown)} (sections: {', '.join(sorted(known))})")

@@ -149,7 +149,7 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["filter"]["tau"] = 0.5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_dvc(project, "repro")) == ["filter", "merge", "evaluate"]
+    assert _ran(_dvc(project, "repro")) == ["filter", "score_generated", "merge", "evaluate"]
 
     shown = _dvc(project, "metrics", "show")
     assert "metrics/comparison.json" in shown and "metrics/filter.json" in shown
@@ -163,5 +163,5 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
     assert runs[branch]["baseline accuracy"] == committed["baseline"]["accuracy"]
     assert runs["workspace"]["augmented accuracy"] == json.loads((project / "metrics/comparison.json").read_text())["augmented"]["accuracy"]
     for run in runs.values():
-        assert run["backend"] == "exact" and 0 <= run["label fidelity of generated samples"] <= 1
+        assert run["backend"] == "exact" and 0 <= run["label fidelity, baseline HQCNN (candidates)"] <= 1
         assert run["Δ accuracy"] == pytest.approx(run["augmented accuracy"] - run["baseline accuracy"])

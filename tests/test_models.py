@@ -10,7 +10,8 @@ import torch
 
 from qaug.data import embedded_mnist, resize, split_per_class
 from qmodels.hqcnn import HQCNN, HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, PatchGenerator, batch_counts, normalise_weights, train_qgan
+from qmodels.adversarial import GANTrainConfig, batch_counts, normalise_weights, train_gan
+from qmodels.qgan import QGAN, QGANConfig, PatchGenerator
 from tests.helpers import assert_every_parameter_learns
 
 
@@ -86,7 +87,7 @@ def test_qgan_trains_weighted_and_checkpoints_round_trip(tiny) -> None:
     cfg = QGANConfig(image_size=8, grid=4, num_layers=2, disc_hidden=(16,))
     qgan = QGAN.create(cfg, seed=0)
     before = qgan.generator.quantum.weight.detach().clone()
-    train_qgan(qgan, x, y, QGANTrainConfig(steps=5, batch_size=4), class_weights=[0.6, 0.3, 0.1])
+    train_gan(qgan, x, y, GANTrainConfig(steps=5, batch_size=4), class_weights=[0.6, 0.3, 0.1])
     assert len(qgan.history["loss_d"]) == 5 and np.isfinite(qgan.history["loss_g"]).all()
     assert not torch.equal(before, qgan.generator.quantum.weight)
     restored = QGAN.from_checkpoint(qgan.checkpoint())
@@ -99,7 +100,7 @@ def test_qgan_class_weights_zero_class_gets_no_generator_signal(tiny) -> None:
     x, y = tiny["train"]
     qgan = QGAN.create(QGANConfig(image_size=8, grid=None, num_layers=2, disc_hidden=(16,)), seed=0)
     w0 = qgan.generator.quantum.weight.detach().clone().view(3, qgan.cfg.num_patches, -1)
-    train_qgan(qgan, x, y, QGANTrainConfig(steps=3, batch_size=4), class_weights=[0.0, 1.0, 1.0])
+    train_gan(qgan, x, y, GANTrainConfig(steps=3, batch_size=4), class_weights=[0.0, 1.0, 1.0])
     w1 = qgan.generator.quantum.weight.detach().view(3, qgan.cfg.num_patches, -1)
     assert torch.equal(w0[0], w1[0]) and not torch.equal(w0[1], w1[1])
 
@@ -122,6 +123,6 @@ def test_zero_weight_class_needs_no_images(tiny) -> None:
     x, y = tiny["train"]
     keep = y != 0
     qgan = QGAN.create(QGANConfig(image_size=8, grid=None, num_layers=2, disc_hidden=(16,)), seed=0)
-    train_qgan(qgan, x[keep], y[keep], QGANTrainConfig(steps=2, batch_size=4), class_weights=[0.0, 1.0, 1.0])
+    train_gan(qgan, x[keep], y[keep], GANTrainConfig(steps=2, batch_size=4), class_weights=[0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match=r"no training images for classes \[0\]"):
-        train_qgan(qgan, x[keep], y[keep], QGANTrainConfig(steps=2, batch_size=4))
+        train_gan(qgan, x[keep], y[keep], GANTrainConfig(steps=2, batch_size=4))

@@ -30,6 +30,6 @@ def test_run_summary_reads_nested_fields_and_leaves_gaps_empty() -> None:
     }
     summary = run_summary(metrics)
     assert summary["backend"] == "fake:FakeBrisbane" and summary["shots"] == 1024 and summary["Δ macro F1"] == 0.02
-    assert summary["label fidelity of generated samples"] is None  # no metrics/filter.json in this run
+    assert summary["label fidelity, baseline HQCNN (candidates)"] is None  # no metrics/filter.json in this run
     metrics[FILTER] = {"label_fidelity": 0.9, "accepted": 30, "needed": 30}
-    assert run_summary(metrics)["label fidelity of generated samples"] == 0.9
+    assert run_summary(metrics)["label fidelity, baseline HQCNN (candidates)"] == 0.9

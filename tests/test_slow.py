@@ -8,7 +8,8 @@ import pytest
 from qaug.data import embedded_mnist, split_per_class
 from qmodels.classical import predict, train_classifier
 from qmodels.hqcnn import HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-from qmodels.qgan import QGAN, QGANConfig, QGANTrainConfig, train_qgan
+from qmodels.adversarial import GANTrainConfig, train_gan
+from qmodels.qgan import QGAN, QGANConfig
 
 pytestmark = pytest.mark.slow
 CLASSES = (0, 1, 2)
@@ -37,7 +38,7 @@ def test_qgan_samples_are_recognised_over_3_seeds(mnist) -> None:
         s = split_per_class(x, y, CLASSES, {"train": 100, "judge": 200}, seed=seed)
         judge = train_classifier(s["judge"].images, s["judge"].labels, len(CLASSES), seed=seed)
         qgan = QGAN.create(QGANConfig(), seed=seed)
-        train_qgan(qgan, s["train"].images, s["train"].labels, QGANTrainConfig(seed=seed))
+        train_gan(qgan, s["train"].images, s["train"].labels, GANTrainConfig(seed=seed))
         fid = [float((predict(judge, qgan.sample(c, 300, seed=seed + 10)) == c).mean()) for c in range(3)]
         fidelities.append(float(np.mean(fid)))
         print(f"seed {seed}: label fidelity per class {fid}")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qaug.checks import DataCheckError
-from qaug.io import load_arrays, save_arrays
+from qaug.io import InputError, load_arrays, save_arrays
 from tasks.analyze_errors import error_shares
 from tasks.filter import accept, thresholds
 from tasks.generate import targets
@@ -28,7 +28,7 @@ def run(tmp_path_factory) -> tuple[Path, dict, dict]:
 
 
 FILTER_INPUTS = ("data/prepared/train.npz", "data/prepared/test.npz", "data/analysis/errors.json",
-                 "models/baseline.pt", "models/qgan.pt", "data/generated/candidates.npz")
+                 "models/baseline.pt", "models/generator.pt", "data/generated/candidates.npz")
 
 
 def copy_files(src: Path, dst: Path, *relative: str) -> None:
@@ -120,7 +120,7 @@ def test_evaluate_compares_against_the_baseline(run) -> None:
     for key in ("precision", "recall", "f1", "mean_confidence"):
         assert key in comparison["delta"]["per_class"]["0"]
     assert augmented["training"]["generated"] == summaries["merge"]["generated"]
-    for png in ("per_class_accuracy", "confusion_matrices", "classifier_loss", "qgan_loss", "accepted_samples"):
+    for png in ("per_class_accuracy", "confusion_matrices", "classifier_loss", "generator_loss", "accepted_samples"):
         assert (root / f"plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -279,3 +279,70 @@ def test_no_output_contains_the_ibm_token(run, tmp_path, monkeypatch) -> None:
         get(name).run(noisy, tmp_path)
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert not leaked
+
+
+@pytest.mark.parametrize("method", ["gan1", "gan2", "dcgan", "conventional", "duplicates"])
+def test_every_baseline_method_runs_through_generate_filter_and_merge(run, tmp_path, method) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:4])
+    params = {**raw, "augment": {**raw["augment"], "method": method}, "filter": {**raw["filter"], "min_accepted_fraction": 0.0}}
+    summary = get("train_generator").run(params, tmp_path)
+    generator = json.loads((tmp_path / "metrics/generator.json").read_text())
+    assert summary["method"] == generator["method"] == method
+    if method in ("conventional", "duplicates"):
+        assert generator["generator_parameters"] == 0 and generator["final_loss_d"] is None
+    else:
+        assert generator["generator_parameters"] > 0 and np.isfinite([generator["final_loss_d"], generator["final_loss_g"]]).all()
+    for stage in ("generate", "filter", "merge"):
+        get(stage).run(params, tmp_path)
+    cand = load_arrays(tmp_path / "data/generated/candidates.npz")
+    assert str(cand["method"]) == method and cand["images"].min() >= 0 and cand["images"].max() <= 1
+    assert json.loads((tmp_path / "metrics/filter.json").read_text())["method"] == method
+    train = load_arrays(tmp_path / "data/prepared/train.npz")["images"]
+    copies = {img.tobytes() for img in train}
+    is_copy = [img.tobytes() in copies for img in cand["images"]]
+    assert all(is_copy) if method == "duplicates" else not any(is_copy)
+
+
+def test_gunduz_hybrid_qgan_runs_as_qgan_model_wgan_gp(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:4])
+    params = {**raw, "qgan": {**raw["qgan"], "model": "wgan-gp", "n_critic": 2}, "filter": {**raw["filter"], "min_accepted_fraction": 0.0}}
+    get("train_generator").run(params, tmp_path)
+    generator = json.loads((tmp_path / "metrics/generator.json").read_text())
+    assert generator["model"] == "wgan-gp" and generator["params"]["model"] == "wgan-gp" and generator["generator_parameters"] > 0
+    for stage in ("generate", "filter", "score_generated"):
+        get(stage).run(params, tmp_path)
+    scores = json.loads((tmp_path / "metrics/generation.json").read_text())
+    assert scores["method"] == "qgan" and 0 <= scores["candidates"]["label_fidelity"] <= 1
+
+
+def test_hybridq_runs_as_qgan_model_hybridq(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:4])
+    params = {**raw, "qgan": {**raw["qgan"], "model": "hybridq"}, "hybridq": {**raw["hybridq"], "sub_generators": 2, "qubits": 3, "layers": 2},
+              "filter": {**raw["filter"], "min_accepted_fraction": 0.0}}
+    get("train_generator").run(params, tmp_path)
+    generator = json.loads((tmp_path / "metrics/generator.json").read_text())
+    assert generator["model"] == "hybridq" and np.isfinite([generator["final_loss_d"], generator["final_loss_g"]]).all()
+    get("generate").run(params, tmp_path)
+    cand = load_arrays(tmp_path / "data/generated/candidates.npz")
+    assert cand["images"].shape[1:] == (1, 8, 8) and 0 <= cand["images"].min() and cand["images"].max() <= 1
+
+
+def test_generated_sets_are_scored_per_class(run) -> None:
+    root, _, _ = run
+    scores = json.loads((root / "metrics/generation.json").read_text())
+    assert 0.5 < scores["judge_test_accuracy"] <= 1
+    for key in ("candidates", "accepted"):
+        s = scores[key]
+        assert set(s["per_class"]) == {"0", "1", "2"} and s["n"] == sum(c["n"] for c in s["per_class"].values())
+        assert 0 <= s["label_fidelity"] <= 1 and s["frechet_distance"] >= 0 and s["nearest_test"]["min"] > 0
+        assert 0 <= s["duplicates"]["near"] <= 1
+
+
+def test_a_generator_of_another_method_is_refused(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
+    with pytest.raises(InputError, match="holds a qgan generator but augment.method is gan2; rerun train_generator"):
+        get("generate").run({**raw, "augment": {**raw["augment"], "method": "gan2"}}, tmp_path)

@@ -1,0 +1,62 @@
+"""Which generator makes the augmentation (``augment`` section): the QGAN or a baseline.
+
+``augment.method``: ``qgan`` (the quantum generator of the ``qgan`` section: the
+patch QGAN or, with ``qgan.model: wgan-gp``, Gunduz's hybrid QGAN), the
+classical GANs of He et al. (``gan1``, ``gan2``, ``dcgan``; trained with the ``qgan``
+section's loss, steps and learning rates), ``conventional`` augmentation or
+``duplicates`` (random oversampling of real images). Every method answers
+``sample(cls, count, seed)``, so generate, filter and merge treat them alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from qaug.params import require
+from qaug.resample import Resampler
+from qmodels.classical_gan import ClassicalGAN
+from qmodels.hybrid_qgan import HybridQGAN
+from qmodels.hybridq import HybridQ
+from qmodels.qgan import QGAN
+
+Method = Literal["qgan", "gan1", "gan2", "dcgan", "conventional", "duplicates"]
+GAN_METHODS = ("qgan", "gan1", "gan2", "dcgan")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    method: Method = "qgan"
+    strategy: Literal["customised", "general"] = "customised"
+    n_gen: int = 150  # generated samples to add in total
+    oversample: int = 3  # candidates per needed sample (customised)
+    rotation: float = 15.0  # conventional: degrees, ±
+    translate: float = 0.1  # conventional: fraction of the side, ±
+    contrast: float = 0.3  # conventional: factor in [1 − contrast, 1 + contrast]
+
+    def validate(self) -> None:
+        require(self.n_gen >= 1, "n_gen", "must be at least 1")
+        require(self.oversample >= 1, "oversample", "must be at least 1")
+        require(0 <= self.rotation <= 180, "rotation", "must be in [0, 180] degrees")
+        require(0 <= self.translate < 1, "translate", "must be in [0, 1)")
+        require(0 <= self.contrast < 1, "contrast", "must be in [0, 1)")
+
+
+class Sampler(Protocol):
+    quantum_layers: list
+    circuits_per_sample: int
+
+    def sample(self, cls_index: int, count: int, seed: int) -> np.ndarray: ...
+
+
+def load_sampler(ckpt: dict) -> Sampler:
+    """The generator a ``train_generator`` checkpoint holds."""
+    method = ckpt["method"]
+    if method == "qgan":
+        qgans = {"wgan-gp": HybridQGAN, "hybridq": HybridQ}
+        return qgans.get(ckpt.get("model", "patch"), QGAN).from_checkpoint(ckpt)
+    if method in GAN_METHODS:
+        return ClassicalGAN.from_checkpoint(ckpt)
+    return Resampler.from_checkpoint(ckpt)

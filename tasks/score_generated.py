@@ -1,0 +1,88 @@
+"""Side stage, score_generated: how good the generated sets are, per class, for every method.
+
+Scores the candidates (what the generator makes) and the accepted set (what the
+filter keeps) against the real training split, with a small CNN trained here on the
+real training images (independent of the HQCNN that filters):
+
+* label fidelity: share of samples this CNN assigns to the class they were made for;
+* Fréchet distance and KID in this CNN's pooled conv features ("classifier-feature",
+  not Inception FID; comparable across methods and runs with the same data);
+* diversity: mean RMS pixel distance between samples, next to the real images' own;
+* exact and near (RMS < 0.02) duplicate rates;
+* nearest-neighbour RMS distance to the test split (mean and minimum: leakage check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
+from qaug.io import load_arrays, load_image_set, write_json
+from qaug.params import seed_of
+from qmodels.classical import embed, predict, train_classifier
+from tasks.layout import dep, out, rooted
+
+
+@dataclass(frozen=True)
+class ScorePaths:
+    train: Path = dep("data/prepared/train.npz")
+    test: Path = dep("data/prepared/test.npz")
+    candidates: Path = dep("data/generated/candidates.npz")
+    accepted: Path = dep("data/generated/accepted.npz")
+    metrics: Path = out("metrics/generation.json")
+
+
+def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np.ndarray], test: np.ndarray,
+              judge, real_features: np.ndarray, names: list[str], seed: int) -> dict:
+    """Per-class and pooled scores of one generated set against the real images."""
+    features = embed(judge, images)
+    predicted = predict(judge, images)
+
+    def scores(mask: np.ndarray, real_mask: np.ndarray) -> dict:
+        gen, ref = features[mask], real_features[real_mask]
+        enough = len(gen) >= 2 and len(ref) >= 2
+        return {
+            "n": int(mask.sum()),
+            "label_fidelity": float((predicted[mask] == labels[mask]).mean()) if mask.any() else None,
+            "frechet_distance": frechet_distance(gen, ref) if enough else None,
+            "kid": kernel_inception_distance(gen, ref, seed=seed) if enough else None,
+            "diversity": diversity(images[mask]),
+            "real_diversity": diversity(real[0][real_mask]),
+            "duplicates": duplicate_rates(images[mask]),
+            "nearest_test": nearest_distances(images[mask], test),
+        }
+
+    result = scores(np.ones(len(labels), dtype=bool), np.ones(len(real[1]), dtype=bool))
+    result["per_class"] = {name: scores(labels == c, real[1] == c) for c, name in enumerate(names)}
+    return result
+
+
+def run(seed: int, paths: ScorePaths) -> dict:
+    train, test = load_image_set(paths.train), load_image_set(paths.test)
+    cand, acc = load_arrays(paths.candidates), load_arrays(paths.accepted)
+    names = [str(c) for c in train.classes]
+    judge = train_classifier(train.images, train.labels, len(names), seed=seed)
+    real_features = embed(judge, train.images)
+    metrics = {
+        "method": str(cand["method"]),
+        "judge": "small CNN trained on the real training split (qmodels.classical), independent of the HQCNN",
+        "judge_test_accuracy": float((predict(judge, test.images) == test.labels).mean()),
+        "real_nearest_test": nearest_distances(train.images, test.images),
+    }
+    for key, data in (("candidates", cand), ("accepted", acc)):
+        metrics[key] = score_set(data["images"], data["labels"], (train.images, train.labels), test.images, judge,
+                                 real_features, names, seed)
+    write_json(paths.metrics, metrics)
+    a = metrics["accepted"]
+    return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"]}
+
+
+def parse(raw: dict) -> tuple:
+    return (seed_of(raw),)
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(ScorePaths(), root))

@@ -1,0 +1,168 @@
+"""Stage 4, train_generator: the generator of ``augment.method``, weighted by the baseline's errors.
+
+``qgan`` (default) trains the class-conditional patch QGAN; ``gan1``, ``gan2`` and
+``dcgan`` train classical baselines with the same loop and settings (``qgan``
+section: loss, steps, batch size, learning rates, EMA); ``conventional`` and
+``duplicates`` train nothing and keep the real training images to resample.
+Class weights w_i = (1 − λ)/C + λ·R[i] set the class mix of every real batch and
+scale each class's generator loss (see ``qmodels.adversarial``); λ = 0 is uniform,
+λ = 1 trains only the classes the baseline gets wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_json
+from qaug.params import require, section, seed_of, to_dict
+from qaug.plots import loss_curves
+from qaug.resample import ResampleConfig, Resampler
+from qmodels.adversarial import GAN, GANTrainConfig, train_gan
+from qmodels.classical_gan import ClassicalGAN, ClassicalGANConfig, parameter_count
+from qmodels.hybrid_qgan import HybridQGAN, HybridQGANConfig
+from qmodels.hybridq import HybridQ, HybridQConfig
+from qmodels.qgan import QGAN, QGANConfig
+from tasks.layout import dep, out, rooted
+from tasks.methods import GAN_METHODS, AugmentParams
+
+
+@dataclass(frozen=True)
+class QGANParams:
+    model: Literal["patch", "wgan-gp", "hybridq"] = "patch"  # patch QGAN, Gunduz's hybrid QGAN (WGAN-GP), HybridQ
+    error_weight: float = 0.5  # λ
+    qubits: int = 5
+    ancillas: int = 1
+    layers: int = 6
+    grid: int = 8  # side of the quantum-made image before classical upsampling
+    entangler: Literal["cz-chain", "cz-ring", "cnot-chain", "cnot-ring"] = "cz-chain"
+    steps: int = 1200
+    batch_size: int = 32
+    lr_generator: float = 0.02
+    lr_discriminator: float = 0.002
+    r1_gamma: float = 1.0  # minimax only
+    ema_decay: float = 0.99
+    loss: Literal["minimax", "wgan-gp"] = "minimax"
+    gp_lambda: float = 10.0  # wgan-gp: gradient penalty weight
+    n_critic: int = 5  # wgan-gp: critic steps per generator step
+
+    def validate(self) -> None:
+        require(0.0 <= self.error_weight <= 1.0, "error_weight", f"must be in [0, 1], got {self.error_weight}")
+        require(2 <= self.qubits <= 10, "qubits", f"must be between 2 and 10, got {self.qubits}")
+        require(0 <= self.ancillas < self.qubits, "ancillas", "must be at least 0 and below qubits")
+        require(self.layers >= 1 and self.steps >= 1 and self.batch_size >= 1, "layers", "steps and batch_size must be at least 1")
+        require(self.grid >= 2, "grid", "must be at least 2")
+        require(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
+        require(self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator", "and lr_discriminator must be positive")
+        require(self.r1_gamma >= 0, "r1_gamma", "must be 0 or more")
+        require(self.gp_lambda >= 0, "gp_lambda", "must be 0 or more")
+        require(self.n_critic >= 1, "n_critic", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class HybridQParams:
+    """``qgan.model: hybridq`` (Jiao et al. 2025); steps, batch size, loss and discriminator lr come from ``qgan``."""
+
+    sub_generators: int = 10
+    qubits: int = 10  # per sub-generator: the latent has sub_generators × qubits entries (paper: 100)
+    layers: int = 6
+    lr_quantum: float = 0.3
+    lr_classical: float = 2e-4  # encoder and decoder
+    noise_adapt: float = 0.05  # relative change of the noise range per step (MosaiQ-style)
+
+    def validate(self) -> None:
+        require(self.sub_generators >= 1 and self.layers >= 1, "sub_generators", "and layers must be at least 1")
+        require(1 <= self.qubits <= 12, "qubits", f"must be between 1 and 12, got {self.qubits}")
+        require(self.lr_quantum > 0 and self.lr_classical > 0, "lr_quantum", "and lr_classical must be positive")
+        require(0 <= self.noise_adapt < 1, "noise_adapt", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class GeneratorPaths:
+    train: Path = dep("data/prepared/train.npz")
+    errors: Path = dep("data/analysis/errors.json")
+    model: Path = out("models/generator.pt")
+    metrics: Path = out("metrics/generator.json")
+    losses: Path = out("plots/data/generator_loss.csv")
+    figure: Path = out("plots/generator_loss.png")
+
+
+def class_weights(shares: list[float], error_weight: float) -> list[float]:
+    C = len(shares)
+    return [(1 - error_weight) / C + error_weight * r for r in shares]
+
+
+def build(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, num_classes: int, image_size: int, channels: int,
+          seed: int) -> GAN:
+    """The untrained GAN of ``augment.method``; classical baselines share the QGAN's noise size and grid."""
+    qcfg = QGANConfig(
+        num_classes=num_classes, image_size=image_size, in_channels=channels, grid=min(params.grid, image_size),
+        num_qubits=params.qubits, num_ancillas=params.ancillas, num_layers=params.layers, entangler=params.entangler,
+    )
+    if augment.method == "qgan" and params.model == "hybridq":
+        return HybridQ.create(HybridQConfig(num_classes=num_classes, image_size=image_size, in_channels=channels,
+                                            sub_generators=hybridq.sub_generators, num_qubits=hybridq.qubits, num_layers=hybridq.layers,
+                                            lr_quantum=hybridq.lr_quantum, lr_classical=hybridq.lr_classical,
+                                            noise_adapt=hybridq.noise_adapt), seed=seed)
+    if augment.method == "qgan" and params.model == "wgan-gp":
+        return HybridQGAN.create(HybridQGANConfig(num_classes=num_classes, image_size=image_size, in_channels=channels,
+                                                  latent=params.qubits, num_qubits=params.qubits, num_layers=params.layers,
+                                                  grid=qcfg.grid_side), seed=seed)
+    if augment.method == "qgan":
+        return QGAN.create(qcfg, seed=seed)
+    angles = qcfg.num_patches * params.qubits * params.layers  # the QGAN's quantum parameters per class
+    ccfg = ClassicalGANConfig(kind=augment.method, num_classes=num_classes, image_size=image_size, in_channels=channels,  # type: ignore[arg-type]
+                              latent=params.qubits, grid=qcfg.grid_side, match_parameters=angles)
+    return ClassicalGAN.create(ccfg, seed=seed)
+
+
+def run(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, seed: int, paths: GeneratorPaths) -> dict:
+    train = load_image_set(paths.train)
+    shares = read_json(paths.errors)["error_share"]
+    if len(shares) != len(train.classes):
+        raise InputError(f"{paths.errors} has {len(shares)} classes but {paths.train} has {len(train.classes)}; rerun analyze_errors")
+    weights = class_weights(shares, params.error_weight)
+    C, size = train.images.shape[1], train.images.shape[-1]
+    info = {"class_weights": weights, "classes": [str(c) for c in train.classes], "method": augment.method, "model": params.model}
+    if augment.method not in GAN_METHODS:
+        resampler = Resampler(ResampleConfig(augment.method, augment.rotation, augment.translate, augment.contrast),  # type: ignore[arg-type]
+                              train.images, train.labels, len(train.classes))
+        save_torch(paths.model, resampler.checkpoint() | info)
+        history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
+        counts = {"generator_parameters": 0, "discriminator_parameters": 0}
+    else:
+        train_cfg = GANTrainConfig(
+            steps=params.steps, batch_size=params.batch_size, lr_generator=params.lr_generator,
+            lr_discriminator=params.lr_discriminator, r1_gamma=params.r1_gamma, ema_decay=params.ema_decay,
+            loss="wgan-gp" if params.model == "wgan-gp" else params.loss, gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
+        )
+        model = build(params, hybridq, augment, len(train.classes), size, C, seed)
+        counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
+        train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True)
+        save_torch(paths.model, model.checkpoint() | info)
+        history = model.history
+    tail = max(1, len(history["loss_d"]) // 10)
+    metrics = {
+        "method": augment.method,
+        "model": params.model if augment.method == "qgan" else None,
+        **counts,
+        "class_weights": weights,
+        "final_loss_d": float(np.mean(history["loss_d"][-tail:])) if history["loss_d"] else None,
+        "final_loss_g": float(np.mean(history["loss_g"][-tail:])) if history["loss_g"] else None,
+        "params": to_dict(params),
+    }
+    write_csv(paths.losses, ["step", "loss_d", "loss_g"], [[i + 1, f"{d:.6f}", f"{g:.6f}"] for i, (d, g) in enumerate(zip(history["loss_d"], history["loss_g"]))])
+    loss_curves({"discriminator": history["loss_d"], "generator": history["loss_g"]}, paths.figure, title=f"{augment.method} losses")
+    write_json(paths.metrics, metrics)
+    return {"method": augment.method, "class_weights": [round(w, 3) for w in weights], **counts}
+
+
+def parse(raw: dict) -> tuple:
+    return (section(QGANParams, raw, "qgan"), section(HybridQParams, raw, "hybridq"), section(AugmentParams, raw, "augment"), seed_of(raw))
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(GeneratorPaths(), root))
