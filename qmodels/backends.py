@@ -101,7 +101,7 @@ def _ibm_service(name: str):
 
 
 def fingerprint(circuit) -> str:
-    """A digest of a transpiled circuit that is the same in every process (parameter UUIDs left out)."""
+    """A digest of a circuit that is the same in every process (parameter UUIDs left out)."""
     digest = hashlib.sha256()
     for ins in circuit.data:
         qubits = [circuit.find_bit(q).index for q in ins.qubits]
@@ -151,8 +151,10 @@ class ShotRunner:
         else:
             assert isinstance(ansatz.output, Expectations)
             self._observables = [o.apply_layout(self.isa.layout) for o in ansatz.output.observables]
-        identity = [fingerprint(self.isa), str(self.options)]
-        identity += [] if self.probabilities else [str(o) for o in self._observables]
+        # The job key names the logical circuit, not the transpiled one: the layout the transpiler
+        # picks follows the device's calibration, which may change while a job sits in the queue.
+        identity = [fingerprint(circuit), getattr(backend, "name", ""), str(optimization_level), str(seed_transpiler), str(self.options)]
+        identity += [] if self.probabilities else [str(o) for o in ansatz.output.observables]  # type: ignore[union-attr]
         self._identity = "|".join(identity)
 
     def _key(self, values: np.ndarray) -> str:

@@ -143,7 +143,12 @@ class HybridQ(GAN):
 
     @torch.no_grad()
     def after_step(self, loss_d: float, loss_g: float) -> None:
-        """MosaiQ-style adaptive noise: widen r when the generator is losing, narrow it when it is winning."""
-        ratio = loss_g / max(loss_d, 1e-8)
+        """MosaiQ-style adaptive noise: widen r when the generator is losing, narrow it when it is winning.
+
+        The ratio rule needs positive losses (minimax BCE); under WGAN-GP, whose critic loss is
+        usually negative, r stays where it is."""
+        if loss_d <= 0 or loss_g <= 0:
+            return
+        ratio = loss_g / loss_d
         factor = 1 + self.cfg.noise_adapt if ratio > 1.5 else 1 - self.cfg.noise_adapt if ratio < 1 / 1.5 else 1.0
         self.generator.noise_range.mul_(factor).clamp_(0.05, math.pi)

@@ -113,11 +113,13 @@ class MemoryJournal:
         self.entries.pop(key, None)
 
 
-def transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors worth retrying: the network, timeouts and the runtime's HTTP errors."""
+def transient(err: BaseException) -> bool:
+    """Worth retrying: the network, timeouts, and the runtime's HTTP errors other than 4xx (a 4xx stays wrong)."""
     from qiskit_ibm_runtime.api.exceptions import RequestsApiError
 
-    return (ConnectionError, TimeoutError, RequestsApiError)
+    if isinstance(err, RequestsApiError):
+        return not 400 <= err.status_code < 500
+    return isinstance(err, (ConnectionError, TimeoutError))
 
 
 class LocalRuntime:
@@ -209,12 +211,11 @@ class JobRunner:
         self.submitted = self.reattached = 0
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
-        transient = transient_errors()
         for attempt in range(self.retries + 1):
             try:
                 return call()
-            except transient as err:
-                if attempt == self.retries:
+            except Exception as err:
+                if not transient(err) or attempt == self.retries:
                     raise
                 delay = self.backoff_s * 2**attempt
                 log.warning("%s failed (%s); retry %d/%d in %.0f s", what, type(err).__name__, attempt + 1, self.retries, delay)
@@ -244,8 +245,9 @@ class JobRunner:
         job = self._attach(key, primitive, pub, options, circuits)
         try:
             return self._retrying(f"waiting for job {job.job_id()}", lambda: job.result())[0]
-        except transient_errors():
-            raise  # the job may still finish: the journal keeps it for the next run
         except Exception as err:
+            if transient(err):
+                raise  # the job may still finish: the journal keeps it for the next run
             self.journal.forget(key)  # a failed job is not re-attached to: the next run submits again
-            raise BackendError(f"job {job.job_id()} failed: {type(err).__name__}: {err}; rerun to submit it again") from err
+            again = "; rerun to submit it again" if self.runtime.reattachable else ""
+            raise BackendError(f"job {job.job_id()} failed: {type(err).__name__}: {err}{again}") from err

@@ -57,11 +57,11 @@ class SampleQGANConfig:
     target_mean: float = 0.0
     target_std: float = 0.2
     steps: int = 1500  # generator steps
-    batch_size: int = 128
+    batch_size: int = 256
     n_critic: int = 5
-    gp_lambda: float = 1.0  # a 1-D critic: λ = 10 (images) over-damps it
-    lr_generator: float = 0.01
-    lr_critic: float = 1e-3
+    gp_lambda: float = 0.1  # 1-D: with λ ≥ 1 the critic's slope cannot change sign (see README) and training collapses
+    lr_generator: float = 0.003
+    lr_critic: float = 0.003
     ema_decay: float = 0.995  # the returned generator is the moving average of its weights
     seed: int = 0
 

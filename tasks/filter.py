@@ -107,7 +107,8 @@ def filter_rounds(
 
 
 def _overall_fidelity(stats: list[dict]) -> float | None:
-    """Share of first-round candidates the baseline classifier assigns to their intended class (all rounds when filtered)."""
+    """Share of judged candidates (every round) the baseline classifier assigns to their intended class; the
+    first round's candidates for the unfiltered general strategy."""
     counted = [(s["label_fidelity"], s["judged"] or s["accepted"]) for s in stats if s["label_fidelity"] is not None]
     total = sum(n for _, n in counted)
     return sum(f * n for f, n in counted) / total if total else None

@@ -13,6 +13,7 @@ transient failures are retried with exponential backoff.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from tasks.journal import FileJournal
 # Rough QPU time per shot on IBM Eagle/Heron devices: the default repetition delay
 # (250 µs) dominates circuits this small. Used for the estimate printed before submission.
 SECONDS_PER_SHOT = 250e-6
+
+log = logging.getLogger("qaug.quantum")
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,14 @@ class QuantumRun:
 
 @contextmanager
 def on_backend(params: QuantumParams, layers: Sequence[QuantumLayer], journal: Path) -> Iterator[QuantumRun]:
-    """Run ``layers`` on the configured backend inside the block; closes the IBM Batch/Session after it."""
+    """Run ``layers`` on the configured backend inside the block; closes the IBM Batch/Session after it.
+
+    No layers (a classical generator) means no circuits: nothing connects, nothing is recorded as run on the backend."""
     if params.exact:
         yield QuantumRun(params, {"backend": "exact", "shots": None})
+        return
+    if not layers:
+        yield QuantumRun(QuantumParams(), {"backend": "none (no circuits)", "shots": None})
         return
     runtime = connect(params.spec, params.seed_simulator, params.mode)
     assert runtime is not None
@@ -114,8 +122,11 @@ def on_backend(params: QuantumParams, layers: Sequence[QuantumLayer], journal: P
     try:
         yield QuantumRun(params, record, jobs)
     finally:
-        runtime.close()
-        if params.ibm:
-            print(f"{params.backend}: {jobs.submitted} job(s) submitted, {jobs.reattached} re-attached (journal {journal})", flush=True)
         for layer in layers:
             layer.backend = None
+        try:
+            runtime.close()
+        except Exception as err:  # a failing close must not hide the stage's own error; queued jobs still run
+            log.warning("closing the %s %s failed: %s", params.backend, params.mode, type(err).__name__)
+        if params.ibm:
+            print(f"{params.backend}: {jobs.submitted} job(s) submitted, {jobs.reattached} re-attached (journal {journal})", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from qaug.io import read_json
@@ -117,11 +118,15 @@ def run_summary(metrics: dict[Path, dict]) -> dict:
     return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
 
 
-def resolve_runs(runs: list[str], rows: list[dict]) -> dict[str, str | None]:
-    """Each run's git revision (None for the workspace), matched by experiment name or rev in exp_show ``rows``."""
+def resolve_runs(runs: list[str], rows: list[dict], is_commit=lambda rev: False) -> dict[str, str | None]:
+    """Each run's git revision (None for the workspace): an experiment name or rev from exp_show ``rows``,
+    else any revision git knows (``is_commit``: HEAD, tags, short SHAs)."""
     resolved = {}
     for run in runs:
         match = next((r for r in rows if run in (r.get("Experiment"), r.get("rev"))), None)
+        if match is None and is_commit(run):
+            resolved[run] = run
+            continue
         if match is None:
             names = sorted({str(r.get("Experiment") or r.get("rev")) for r in rows})
             raise FileNotFoundError(f"no experiment or revision {run!r}; known: {', '.join(names)} (see `dvc exp show`)")
@@ -132,22 +137,19 @@ def resolve_runs(runs: list[str], rows: list[dict]) -> dict[str, str | None]:
 def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
     """``{run: {label: value}}`` for runs named as DVC experiments, git revisions or ``workspace``."""
     import dvc.api
-    from dvc.scm import RevError
+    from dvc.exceptions import PathMissingError
 
-    rows = dvc.api.exp_show(repo=str(root))
-    known = {name for r in rows for name in (r.get("Experiment"), r.get("rev"))}
-    for rev in (r for r in runs if r not in known):  # a branch, tag or commit rather than an experiment
-        try:
-            rows += dvc.api.exp_show(repo=str(root), revs=[rev])
-        except RevError:
-            pass  # reported below with the names that do exist
+    def is_commit(rev: str) -> bool:
+        check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root, capture_output=True)
+        return check.returncode == 0
+
     summaries = {}
-    for run, rev in resolve_runs(runs, rows).items():
+    for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit).items():
         metrics = {}
         for file in (COMPARISON, FILTER, GENERATION):
             try:
                 text = (Path(root) / file).read_text() if rev is None else dvc.api.read(file.as_posix(), repo=str(root), rev=rev)
-            except FileNotFoundError:
+            except (FileNotFoundError, PathMissingError):  # a run from before that file existed
                 continue
             metrics[file] = json.loads(text)
         summaries[run] = run_summary(metrics)

@@ -6,7 +6,9 @@ real training images (independent of the HQCNN that filters):
 
 * label fidelity: share of samples this CNN assigns to the class they were made for;
 * Fréchet distance and KID in this CNN's pooled conv features ("classifier-feature",
-  not Inception FID; comparable across methods and runs with the same data);
+  not Inception FID; comparable across methods and runs with the same data), per class,
+  the headline being their mean over classes (both are biased upward at small n: compare
+  sets of similar size);
 * diversity: mean RMS pixel distance between samples, next to the real images' own;
 * exact and near (RMS < 0.02) duplicate rates;
 * nearest-neighbour RMS distance to the test split (mean and minimum: leakage check).
@@ -57,6 +59,12 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
 
     result = scores(np.ones(len(labels), dtype=bool), np.ones(len(real[1]), dtype=bool))
     result["per_class"] = {name: scores(labels == c, real[1] == c) for c, name in enumerate(names)}
+    # Headline FD/KID: the mean over classes. Pooled scores compare a class mix skewed on purpose
+    # (customised strategy) with the real set's even mix, so they grow with the skew; kept as pooled_*.
+    for key in ("frechet_distance", "kid"):
+        result[f"pooled_{key}"] = result[key]
+        per_class = [v[key] for v in result["per_class"].values() if v[key] is not None]
+        result[key] = float(np.mean(per_class)) if per_class else None
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from qaug.params import ParamsError, section
 
@@ -33,7 +34,7 @@ class Stage:
     params: tuple[str, ...]  # params.yaml keys the stage reads
     paths: str  # name of the stage module's paths dataclass
     code: tuple[str, ...]  # source files whose edits rerun the stage
-    quantum: bool = False  # runs circuits on ``quantum.backend`` (IBM jobs when it is ibm:<name>)
+    quantum: Literal["", "classifier", "generator"] = ""  # whose circuits it runs on ``quantum.backend``
 
     def paths_object(self) -> object:
         return getattr(importlib.import_module(self.module), self.paths)()
@@ -52,19 +53,20 @@ STAGES: tuple[Stage, ...] = (
     Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths",
-          ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum=True),
+          ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
     Stage("train_generator", "tasks.train_generator",
           ("seed", "qgan", "hybridq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
           ("tasks/train_generator.py", "qaug/plots.py", *_GENERATORS)),
     Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
-          _files("tasks/generate.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum=True),
+          _files("tasks/generate.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
     Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS), quantum=True),
+          _files("tasks/filter.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
+          quantum="generator"),
     Stage("score_generated", "tasks.score_generated", ("seed",), "ScorePaths",
           ("tasks/score_generated.py", "qaug/generation_metrics.py", "qmodels/classical.py")),
     Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum=True),
+          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
 )
 NAMES = tuple(s.name for s in STAGES)
 
@@ -86,10 +88,14 @@ IBM_TAG = "ibm-quantum"
 
 
 def tags(name: str, raw: dict) -> list[str]:
-    """Prefect tags for stage ``name`` under params ``raw``."""
+    """Prefect tags for stage ``name`` under params ``raw``: ``ibm-quantum`` only where circuits go to IBM
+    (the generator's circuits exist only for ``augment.method: qgan``)."""
+    from tasks.methods import AugmentParams
     from tasks.quantum import QuantumParams
 
-    ibm = get(name).quantum and section(QuantumParams, raw, "quantum").ibm
+    kind = get(name).quantum
+    circuits = kind == "classifier" or (kind == "generator" and section(AugmentParams, raw, "augment").method == "qgan")
+    ibm = circuits and section(QuantumParams, raw, "quantum").ibm
     return ["qaug", IBM_TAG] if ibm else ["qaug"]
 
 

@@ -53,7 +53,8 @@ class QGANParams:
         require(0.0 <= self.error_weight <= 1.0, "error_weight", f"must be in [0, 1], got {self.error_weight}")
         require(2 <= self.qubits <= 10, "qubits", f"must be between 2 and 10, got {self.qubits}")
         require(0 <= self.ancillas < self.qubits, "ancillas", "must be at least 0 and below qubits")
-        require(self.layers >= 1 and self.steps >= 1 and self.batch_size >= 1, "layers", "steps and batch_size must be at least 1")
+        for name in ("layers", "steps", "batch_size"):
+            require(getattr(self, name) >= 1, name, "must be at least 1")
         require(self.grid >= 2, "grid", "must be at least 2")
         require(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
         require(self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator", "and lr_discriminator must be positive")
@@ -132,18 +133,20 @@ def run(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, seed
                               train.images, train.labels, len(train.classes))
         save_torch(paths.model, resampler.checkpoint() | info)
         history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
-        counts = {"generator_parameters": 0, "discriminator_parameters": 0}
+        counts: dict = {"generator_parameters": 0, "discriminator_parameters": 0, "loss": None}
     else:
         train_cfg = GANTrainConfig(
             steps=params.steps, batch_size=params.batch_size, lr_generator=params.lr_generator,
             lr_discriminator=params.lr_discriminator, r1_gamma=params.r1_gamma, ema_decay=params.ema_decay,
-            loss="wgan-gp" if params.model == "wgan-gp" else params.loss, gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
+            loss="wgan-gp" if augment.method == "qgan" and params.model == "wgan-gp" else params.loss,
+            gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
         )
         model = build(params, hybridq, augment, len(train.classes), size, C, seed)
         counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
         train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True)
         save_torch(paths.model, model.checkpoint() | info)
         history = model.history
+        counts["loss"] = train_cfg.loss  # what training used (qgan.model: wgan-gp overrides qgan.loss)
     tail = max(1, len(history["loss_d"]) // 10)
     metrics = {
         "method": augment.method,

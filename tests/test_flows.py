@@ -115,4 +115,5 @@ def test_ibm_stages_carry_the_queue_tag_and_its_limit_holds_them(prefect_api, mo
     windows.clear()
     one("merge", ibm)
     one("generate", {"quantum": {"backend": "fake:FakeBrisbane"}})
-    assert [w[2] for w in windows] == [["qaug"], ["qaug"]]
+    one("generate", {**ibm, "augment": {"method": "dcgan"}})  # a classical generator runs no circuits
+    assert [w[2] for w in windows] == [["qaug"], ["qaug"], ["qaug"]]

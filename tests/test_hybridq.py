@@ -56,3 +56,9 @@ def test_hybridq_trains_a_few_steps_on_colour_images() -> None:
     train_gan(gan, images, labels, GANTrainConfig(steps=3, batch_size=4, ema_decay=0.0))
     assert np.isfinite(gan.history["loss_d"] + gan.history["loss_g"]).all()
     assert (gan.generator.quantum.weight != before).all()
+
+
+def test_noise_range_stays_put_under_wgan_gp_losses() -> None:
+    gan = HybridQ.create(HybridQConfig(image_size=16, noise_adapt=0.1, **TINY))
+    gan.after_step(loss_d=-3.0, loss_g=1.0)  # a critic loss is usually negative: the ratio means nothing
+    assert float(gan.generator.noise_range) == pytest.approx(math.pi / 2)

@@ -33,3 +33,10 @@ def test_run_summary_reads_nested_fields_and_leaves_gaps_empty() -> None:
     assert summary["label fidelity, baseline HQCNN (candidates)"] is None  # no metrics/filter.json in this run
     metrics[FILTER] = {"label_fidelity": 0.9, "accepted": 30, "needed": 30}
     assert run_summary(metrics)["label fidelity, baseline HQCNN (candidates)"] == 0.9
+
+
+def test_any_git_revision_resolves_when_no_experiment_has_that_name() -> None:
+    known = {"HEAD", "v1.0"}
+    assert resolve_runs(["HEAD", "brisbane"], ROWS, is_commit=known.__contains__) == {"HEAD": "HEAD", "brisbane": "1a2b3c4"}
+    with pytest.raises(FileNotFoundError, match="no experiment or revision 'nope'"):
+        resolve_runs(["nope"], ROWS, is_commit=known.__contains__)

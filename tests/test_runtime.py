@@ -112,3 +112,13 @@ def test_submission_keys_are_the_same_in_a_fresh_process() -> None:
     other = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True).stdout.strip()
     here = ShotRunner(hqcnn_ansatz(2, 1), FakeManilaV2(), shots=256, seed_simulator=5)._key(np.arange(12.0).reshape(2, 6))
     assert other == here
+
+
+def test_client_errors_are_not_retried_but_server_errors_are() -> None:
+    from qiskit_ibm_runtime.api.exceptions import RequestsApiError
+
+    from qmodels.runtime import transient
+
+    assert not transient(RequestsApiError("bad request", status_code=400))
+    assert transient(RequestsApiError("unavailable", status_code=503)) and transient(RequestsApiError("unknown"))
+    assert transient(ConnectionError()) and transient(TimeoutError()) and not transient(ValueError())

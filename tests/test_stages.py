@@ -341,6 +341,16 @@ def test_generated_sets_are_scored_per_class(run) -> None:
         assert 0 <= s["duplicates"]["near"] <= 1
 
 
+def test_a_classical_method_on_ibm_runs_no_circuits_and_needs_no_account(run, tmp_path, monkeypatch) -> None:
+    root, raw, _ = run
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no saved account: connecting would fail
+    copy_files(root, tmp_path, *FILTER_INPUTS[:4])
+    params = {**raw, "augment": {**raw["augment"], "method": "duplicates"}, "quantum": {**raw["quantum"], "backend": "ibm:ibm_torino"}}
+    get("train_generator").run(params, tmp_path)
+    assert get("generate").run(params, tmp_path)["backend"] == "none (no circuits)"
+
+
 def test_a_generator_of_another_method_is_refused(run, tmp_path) -> None:
     root, raw, _ = run
     copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
