@@ -25,12 +25,16 @@ from qmodels.layer import QuantumLayer
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """E[(‖∇D(x̂)‖₂ − 1)²], x̂ = ε·real + (1 − ε)·fake with ε ~ U[0, 1) per sample."""
+                     generator: torch.Generator | None = None, one_sided: bool = False) -> torch.Tensor:
+    """E[(‖∇D(x̂)‖₂ − 1)²], x̂ = ε·real + (1 − ε)·fake with ε ~ U[0, 1) per sample.
+
+    ``one_sided`` penalises only norms above 1 (max(0, ‖∇D‖ − 1)², Petzka et al. 2018): in one
+    dimension the two-sided penalty traps the critic's slope at its initial sign."""
     eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, dtype=real.dtype)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    excess = grad.flatten(1).norm(dim=1) - 1
+    return (excess.clamp_min(0) if one_sided else excess).pow(2).mean()
 
 
 def _mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -59,7 +63,8 @@ class SampleQGANConfig:
     steps: int = 1500  # generator steps
     batch_size: int = 256
     n_critic: int = 5
-    gp_lambda: float = 0.1  # 1-D: with λ ≥ 1 the critic's slope cannot change sign (see README) and training collapses
+    gp_lambda: float = 10.0
+    one_sided: bool = True  # 1-D: the two-sided penalty keeps the critic's slope at its initial sign (see gradient_penalty)
     lr_generator: float = 0.003
     lr_critic: float = 0.003
     ema_decay: float = 0.995  # the returned generator is the moving average of its weights
@@ -119,7 +124,7 @@ def train_sample_qgan(model: SampleQGAN, progress: bool = False) -> SampleQGAN:
             real = model.real(cfg.batch_size, gen)
             with torch.no_grad():
                 fake = model.generator(model.latent(cfg.batch_size, gen))
-            penalty = gradient_penalty(model.critic, real, fake, gen)
+            penalty = gradient_penalty(model.critic, real, fake, gen, cfg.one_sided)
             d_real, d_fake = model.critic(real), model.critic(fake)
             loss_d = critic_loss(d_real, d_fake, penalty, cfg.gp_lambda)
             opt_d.zero_grad()
