@@ -17,10 +17,13 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # qaug.data imports this module
+    from qaug.data import ImageSet
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _UMASK = os.umask(0)
@@ -106,7 +109,7 @@ def load_torch(path: str | os.PathLike) -> Any:
     return torch.load(_existing(path), map_location="cpu", weights_only=True)
 
 
-def load_image_set(path: str | os.PathLike) -> "ImageSet":
+def load_image_set(path: str | os.PathLike) -> ImageSet:
     """An image set written by a stage (images, labels, classes; extra arrays ignored)."""
     from qaug.data import ImageSet
 

@@ -105,6 +105,30 @@ def loss_curves(curves: Mapping[str, Sequence[float]], path: Path, title: str = 
     return _save(fig, path)
 
 
+def sample_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str = "",
+                      bins: int = 40, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+    """One panel per name: a real-vs-generated density histogram of 1-D samples, with their mean and std."""
+    if not panels:
+        raise ValueError("panels must contain at least one (real, generated) pair")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.8), squeeze=False, sharey=True)
+    edges = np.linspace(*value_range, bins + 1)
+    for ax, (name, (real, generated)) in zip(axes[0], panels.items()):
+        for values, label, colour in ((real, "real", "tab:blue"), (generated, "generated", "tab:orange")):
+            v = np.asarray(values, dtype=float).ravel()
+            ax.hist(v, bins=edges, density=True, alpha=0.55, color=colour,
+                    label=f"{label}: μ {v.mean():+.3f}, σ {v.std():.3f}")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the peak
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("x")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("density")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _heatmap(ax: plt.Axes, m: np.ndarray, labels: list[str], vmax: float) -> None:
     """Counts as integers; a float (e.g. normalised) matrix gets two decimals."""
     ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax)

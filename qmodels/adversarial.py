@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from qmodels.ema import WeightAverage
+from qmodels.layer import QuantumLayer
 from qmodels.wgan import critic_loss, generator_loss, gradient_penalty
 
 
@@ -81,6 +83,9 @@ class GAN:
         """Optimiser parameter groups of the generator (one learning rate unless a model says otherwise)."""
         return [{"params": list(self.generator.parameters()), "lr": lr}]
 
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Data-dependent set-up before the first step (MosaiQ fits its PCA here); nothing for most GANs."""
+
     def auxiliary_loss(self, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         """An extra generator-side loss on the real batch (HybridQ's reconstruction); None for plain GANs."""
         return None
@@ -89,9 +94,9 @@ class GAN:
         """Called after every generator step with both losses (HybridQ adapts its noise range)."""
 
     @property
-    def quantum_layers(self) -> list:
+    def quantum_layers(self) -> list[QuantumLayer]:
         """Layers that run circuits (what a shot-based backend takes over)."""
-        return []
+        return [m for m in self.generator.modules() if isinstance(m, QuantumLayer)]
 
     @property
     def circuits_per_sample(self) -> int:
@@ -154,6 +159,7 @@ def train_gan(
     empty = [c for c, idx in enumerate(by_class) if len(idx) == 0 and scale[c] > 0]
     if empty:
         raise ValueError(f"no training images for classes {empty}")
+    model.prepare(x, y)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt_g = torch.optim.Adam(model.generator_groups(cfg.lr_generator), lr=cfg.lr_generator, betas=(0.5, 0.999))
@@ -166,7 +172,7 @@ def train_gan(
     bce = nn.functional.binary_cross_entropy_with_logits
     wgan = cfg.loss == "wgan-gp"
     d_steps = cfg.n_critic if wgan else 1
-    ema = [p.detach().clone() for p in model.generator.parameters()]
+    ema = WeightAverage(model.generator, cfg.ema_decay)
     model.generator.train()
     bar = tqdm(range(cfg.steps), desc="GAN", disable=None if progress else True, leave=False)  # no bars without a TTY
     for _ in bar:
@@ -197,14 +203,10 @@ def train_gan(
         (loss_g if extra is None else loss_g + extra).backward()
         opt_g.step()
         model.after_step(loss_d.item(), loss_g.item())
-        with torch.no_grad():
-            for avg, p in zip(ema, model.generator.parameters()):
-                avg.lerp_(p, 1.0 - cfg.ema_decay)
+        ema.update()
         model.history["loss_d"].append(loss_d.item())
         model.history["loss_g"].append(loss_g.item())
         bar.set_postfix(loss_d=f"{model.history['loss_d'][-1]:.3f}", loss_g=f"{model.history['loss_g'][-1]:.3f}")
     if cfg.ema_decay > 0:
-        with torch.no_grad():
-            for avg, p in zip(ema, model.generator.parameters()):
-                p.copy_(avg)
+        ema.copy_to_module()
     return model

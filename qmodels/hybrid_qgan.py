@@ -74,9 +74,5 @@ class HybridQGAN(GAN):
         return cls(cfg, HybridGenerator(cfg, torch.Generator().manual_seed(seed)), critic)
 
     @property
-    def quantum_layers(self) -> list[QuantumLayer]:
-        return [self.generator.quantum]
-
-    @property
     def circuits_per_sample(self) -> int:
         return 1

@@ -4,19 +4,18 @@ Per class c:
 
 * classical pre-processing (encoder): 4×4 conv (stride 2) + LeakyReLU + linear → a latent
   of size d in [−1, 1], trained to reconstruct real images through the decoder;
-* quantum sub-generators: S circuits of n qubits (S·n = d), RY noise encoding, L layers
-  of trainable RY, RX + CNOT chain, ⟨Z_i⟩ outputs, together one latent of size d made
-  from noise drawn uniformly from [0, r);
+* quantum sub-generators (``qmodels.subgenerators``): S circuits of n qubits (S·n = d),
+  RY noise encoding, L layers of trainable RY, RX + CNOT chain, ⟨Z_i⟩ outputs, together
+  one latent of size d made from noise drawn uniformly from [0, r);
 * classical post-processing (decoder): linear + ReLU, upsampling + 3×3 conv + tanh →
   the image (rescaled to [0, 1]); real latents and quantum latents share it, which is the
   "fusion": the decoder learns the image manifold from real latents while the circuits
   learn to land on it;
 * a CNN discriminator (the DCGAN one, with the class as extra input planes).
 
-The noise range r adapts to the loss ratio as in MosaiQ: when the generator's loss is
-well above the discriminator's, r widens (more varied latents); when well below, it
-narrows. Paper settings as defaults: d = 100 = 10 sub-generators × 10 qubits, 6 layers,
-Adam with lr 0.3 on the circuits, 2e-4 on encoder/decoder, 2e-3 on the discriminator.
+The noise range r adapts to the loss ratio as in MosaiQ. Paper settings as defaults:
+d = 100 = 10 sub-generators × 10 qubits, 6 layers, Adam with lr 0.3 on the circuits,
+2e-4 on encoder/decoder, 2e-3 on the discriminator.
 """
 
 from __future__ import annotations
@@ -29,9 +28,8 @@ import torch
 from torch import nn
 
 from qmodels.adversarial import GAN
-from qmodels.circuits import expval_generator_ansatz
 from qmodels.classical_gan import ClassicalGANConfig, ConvDiscriminator
-from qmodels.layer import QuantumLayer
+from qmodels.subgenerators import SubGeneratorBank
 
 
 @dataclass(frozen=True)
@@ -77,29 +75,12 @@ class Decoder(nn.Module):
         return (self.net(latent) + 1) / 2
 
 
-class HybridQGenerator(nn.Module):
+class HybridQGenerator(SubGeneratorBank):
     def __init__(self, cfg: HybridQConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
+        super().__init__(cfg.num_classes, cfg.sub_generators, cfg.num_qubits, cfg.num_layers, cfg.noise_range, generator)
         self.cfg = cfg
-        ansatz = expval_generator_ansatz(cfg.num_qubits, cfg.num_layers, ("ry", "rx"), "cnot-chain")
-        self.quantum = QuantumLayer(ansatz, copies=cfg.num_classes * cfg.sub_generators, generator=generator)
         self.encoders = nn.ModuleList(Encoder(cfg) for _ in range(cfg.num_classes))
         self.decoders = nn.ModuleList(Decoder(cfg) for _ in range(cfg.num_classes))
-        self.register_buffer("noise_range", torch.tensor(cfg.noise_range))  # saved with the weights, used when sampling
-
-    def sample_noise(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """U[0, 1) noise, scaled by the adaptive range r in ``latents``."""
-        return torch.rand(batch, self.cfg.num_qubits, generator=generator)
-
-    def latents(self, noise: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
-        """(K, B, d) quantum latents: every sub-generator of a class in one executor call."""
-        S = self.cfg.sub_generators
-        weights = self.quantum.weight.view(self.cfg.num_classes, S, -1)
-        out = []
-        for c in classes:
-            expvals = self.quantum.run(noise * self.noise_range, weights[c])  # (S, B, n)
-            out.append(expvals.permute(1, 0, 2).reshape(noise.shape[0], -1))
-        return torch.stack(out)
 
     def forward(self, noise: torch.Tensor, classes: Sequence[int] | None = None) -> torch.Tensor:
         classes = list(range(self.cfg.num_classes)) if classes is None else list(classes)
@@ -117,10 +98,6 @@ class HybridQ(GAN):
         torch.manual_seed(seed)
         critic = ConvDiscriminator(ClassicalGANConfig(num_classes=cfg.num_classes, image_size=cfg.image_size, in_channels=cfg.in_channels))
         return cls(cfg, HybridQGenerator(cfg, torch.Generator().manual_seed(seed)), critic)
-
-    @property
-    def quantum_layers(self) -> list[QuantumLayer]:
-        return [self.generator.quantum]
 
     @property
     def circuits_per_sample(self) -> int:
@@ -141,14 +118,6 @@ class HybridQ(GAN):
             loss = loss + nn.functional.mse_loss(g.decoders[c](g.encoders[c](x)), x, reduction="sum")
         return loss / real[0].numel() / len(real)
 
-    @torch.no_grad()
     def after_step(self, loss_d: float, loss_g: float) -> None:
-        """MosaiQ-style adaptive noise: widen r when the generator is losing, narrow it when it is winning.
-
-        The ratio rule needs positive losses (minimax BCE); under WGAN-GP, whose critic loss is
-        usually negative, r stays where it is."""
-        if loss_d <= 0 or loss_g <= 0:
-            return
-        ratio = loss_g / loss_d
-        factor = 1 + self.cfg.noise_adapt if ratio > 1.5 else 1 - self.cfg.noise_adapt if ratio < 1 / 1.5 else 1.0
-        self.generator.noise_range.mul_(factor).clamp_(0.05, math.pi)
+        """MosaiQ-style adaptive noise (``SubGeneratorBank.adapt_noise``)."""
+        self.generator.adapt_noise(loss_d, loss_g, self.cfg.noise_adapt)

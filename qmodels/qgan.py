@@ -133,9 +133,5 @@ class QGAN(GAN):
         return cls(cfg, PatchGenerator(cfg, generator=gen), Discriminator(cfg))
 
     @property
-    def quantum_layers(self) -> list[QuantumLayer]:
-        return [self.generator.quantum]
-
-    @property
     def circuits_per_sample(self) -> int:
         return self.cfg.num_patches

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from qmodels.circuits import expval_generator_ansatz
+from qmodels.ema import WeightAverage
 from qmodels.layer import QuantumLayer
 
 
@@ -118,7 +119,7 @@ def train_sample_qgan(model: SampleQGAN, progress: bool = False) -> SampleQGAN:
     opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr_generator, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(model.critic.parameters(), lr=cfg.lr_critic, betas=(0.5, 0.9))
     decay = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: 1 - step / cfg.steps) for o in (opt_g, opt_d)]  # linear to 0
-    ema = [p.detach().clone() for p in model.generator.parameters()]
+    ema = WeightAverage(model.generator, cfg.ema_decay)
     for _ in tqdm(range(cfg.steps), desc="WGAN-GP", disable=None if progress else True, leave=False):
         for _ in range(cfg.n_critic):
             real = model.real(cfg.batch_size, gen)
@@ -139,12 +140,8 @@ def train_sample_qgan(model: SampleQGAN, progress: bool = False) -> SampleQGAN:
         model.history["wasserstein"].append((d_real.mean() - d_fake.mean()).item())
         for schedule in decay:
             schedule.step()
-        with torch.no_grad():
-            for avg, p in zip(ema, model.generator.parameters()):
-                avg.lerp_(p, 1.0 - cfg.ema_decay)
-    with torch.no_grad():
-        for avg, p in zip(ema, model.generator.parameters()):
-            p.copy_(avg)
+        ema.update()
+    ema.copy_to_module()
     return model
 
 

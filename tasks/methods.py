@@ -20,6 +20,7 @@ from qaug.resample import Resampler
 from qmodels.classical_gan import ClassicalGAN
 from qmodels.hybrid_qgan import HybridQGAN
 from qmodels.hybridq import HybridQ
+from qmodels.mosaiq import MosaiQ
 from qmodels.qgan import QGAN
 
 Method = Literal["qgan", "gan1", "gan2", "dcgan", "conventional", "duplicates"]
@@ -55,7 +56,7 @@ def load_sampler(ckpt: dict) -> Sampler:
     """The generator a ``train_generator`` checkpoint holds."""
     method = ckpt["method"]
     if method == "qgan":
-        qgans = {"wgan-gp": HybridQGAN, "hybridq": HybridQ}
+        qgans = {"wgan-gp": HybridQGAN, "hybridq": HybridQ, "mosaiq": MosaiQ}
         return qgans.get(ckpt.get("model", "patch"), QGAN).from_checkpoint(ckpt)
     if method in GAN_METHODS:
         return ClassicalGAN.from_checkpoint(ckpt)

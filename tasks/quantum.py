@@ -74,7 +74,6 @@ class QuantumRun:
 
     params: QuantumParams
     record: dict
-    jobs: JobRunner | None = None
 
     def announce(self, what: str, circuits: int, refuse: bool = True) -> None:
         """Print the cost of a stage's submissions up front; refuse them when over the budget.
@@ -120,7 +119,7 @@ def on_backend(params: QuantumParams, layers: Sequence[QuantumLayer], journal: P
     if params.ibm:
         record |= {"mode": params.mode, "dynamical_decoupling": params.dynamical_decoupling, "twirling": params.twirling}
     try:
-        yield QuantumRun(params, record, jobs)
+        yield QuantumRun(params, record)
     finally:
         for layer in layers:
             layer.backend = None

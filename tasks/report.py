@@ -69,15 +69,33 @@ def summary_markdown(root: Path = Path(".")) -> str:
         g = read_json(generation_path)
         lines += ["", f"Generated samples ({g['method']}), scored with {g['judge']} "
                       f"(test accuracy {g['judge_test_accuracy']:.3f}); FD and KID in its features:", ""]
-        lines += ["| set | class | n | label fidelity | FD | KID | diversity (real) | near duplicates | nearest test |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for key in ("candidates", "accepted"):
-            for name, v in [("all", g[key]), *g[key]["per_class"].items()]:
-                lines.append(
-                    f"| {key} | {name} | {v['n']} | {_fmt(v['label_fidelity'])} | {_fmt(v['frechet_distance'])} | {_fmt(v['kid'])} | "
-                    f"{_fmt(v['diversity'])} ({_fmt(v['real_diversity'])}) | {_fmt(v['duplicates']['near'])} | {_fmt(v['nearest_test']['mean'])} |"
-                )
+        lines += ["| set | class | n | label fidelity | FD | KID | Inception FID | diversity (real) | near duplicates | nearest test |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"| {r['set']} | {r['class']} | {r['n']} | {_fmt(r['label_fidelity'])} | {_fmt(r['frechet_distance'])} | {_fmt(r['kid'])} | "
+            f"{_fmt(r['inception_fid'])} | {_fmt(r['diversity'])} ({_fmt(r['real_diversity'])}) | {_fmt(r['near_duplicates'])} | "
+            f"{_fmt(r['nearest_test'])} |"
+            for r in generation_rows(g)
+        ]
+        if not g.get("inception", {}).get("enabled"):
+            lines += ["", g.get("inception", {}).get("note", "Inception FID not computed.")]
     return "\n".join(lines) + "\n"
+
+
+def generation_rows(g: dict) -> list[dict]:
+    """One row per generated set (candidates, accepted) and class ("all" first) from metrics/generation.json.
+
+    FD/KID/Inception FID of "all" are the means over classes (the pooled ones stay in the file)."""
+    rows = []
+    for key in ("candidates", "accepted"):
+        for name, v in [("all", g[key]), *g[key]["per_class"].items()]:
+            rows.append({
+                "set": key, "class": name, "n": v["n"], "label_fidelity": v["label_fidelity"],
+                "frechet_distance": v["frechet_distance"], "kid": v["kid"], "inception_fid": v.get("inception_fid"),
+                "diversity": v["diversity"], "real_diversity": v["real_diversity"],
+                "near_duplicates": v["duplicates"]["near"], "nearest_test": v["nearest_test"]["mean"],
+            })
+    return rows
 
 
 def _fmt(value: float | None) -> str:
@@ -94,6 +112,7 @@ RUN_FIELDS = (
     ("label fidelity, independent CNN (accepted)", GENERATION, "accepted.label_fidelity"),
     ("classifier-feature FD (accepted)", GENERATION, "accepted.frechet_distance"),
     ("classifier-feature KID (accepted)", GENERATION, "accepted.kid"),
+    ("Inception FID (accepted)", GENERATION, "accepted.inception_fid"),
     ("diversity (accepted)", GENERATION, "accepted.diversity"),
     ("diversity (real)", GENERATION, "accepted.real_diversity"),
     ("generated accepted", FILTER, "accepted"),

@@ -11,7 +11,10 @@ real training images (independent of the HQCNN that filters):
   sets of similar size);
 * diversity: mean RMS pixel distance between samples, next to the real images' own;
 * exact and near (RMS < 0.02) duplicate rates;
-* nearest-neighbour RMS distance to the test split (mean and minimum: leakage check).
+* nearest-neighbour RMS distance to the test split (mean and minimum: leakage check);
+* Inception-v3 FID (torchmetrics), per class and pooled, only when ``metrics.inception_weights``
+  names a local weights file (``qaug.inception``; with ~50 samples a class and 2048 features it
+  is strongly biased upward: compare runs of equal size, or use ``metrics.inception_features: 64``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
+from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, inception_features, load_fid_metric, sha256
 from qaug.io import load_arrays, load_image_set, write_json
-from qaug.params import seed_of
+from qaug.params import require, section, seed_of
 from qmodels.classical import embed, predict, train_classifier
 from tasks.layout import dep, out, rooted
 
@@ -37,9 +41,24 @@ class ScorePaths:
     metrics: Path = out("metrics/generation.json")
 
 
+@dataclass(frozen=True)
+class MetricsParams:
+    inception_weights: str | None = None  # local FID Inception-v3 weights (relative to the working directory); null = skip
+    inception_features: int = 2048  # pooled Inception block: 64 | 192 | 768 | 2048 (FID's standard)
+
+    def validate(self) -> None:
+        require(self.inception_features in FEATURE_SIZES, "inception_features", f"must be one of {FEATURE_SIZES}, got {self.inception_features}")
+        if self.inception_weights is not None:  # checked with the params, so a wrong path stops `qaug run` before stage 1
+            require(Path(self.inception_weights).is_file(), "inception_weights",
+                    f"{self.inception_weights!r} is not a file; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
+
+
 def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np.ndarray], test: np.ndarray,
-              judge, real_features: np.ndarray, names: list[str], seed: int) -> dict:
-    """Per-class and pooled scores of one generated set against the real images."""
+              judge, real_features: np.ndarray, names: list[str], seed: int,
+              inception: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Per-class and pooled scores of one generated set against the real images.
+
+    ``inception``: (generated, real) Inception-v3 features, when the weights are configured."""
     features = embed(judge, images)
     predicted = predict(judge, images)
 
@@ -51,6 +70,7 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
             "label_fidelity": float((predicted[mask] == labels[mask]).mean()) if mask.any() else None,
             "frechet_distance": frechet_distance(gen, ref) if enough else None,
             "kid": kernel_inception_distance(gen, ref, seed=seed) if enough else None,
+            "inception_fid": frechet_distance(inception[0][mask], inception[1][real_mask]) if inception and enough else None,
             "diversity": diversity(images[mask]),
             "real_diversity": diversity(real[0][real_mask]),
             "duplicates": duplicate_rates(images[mask]),
@@ -61,17 +81,26 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
     result["per_class"] = {name: scores(labels == c, real[1] == c) for c, name in enumerate(names)}
     # Headline FD/KID: the mean over classes. Pooled scores compare a class mix skewed on purpose
     # (customised strategy) with the real set's even mix, so they grow with the skew; kept as pooled_*.
-    for key in ("frechet_distance", "kid"):
+    for key in ("frechet_distance", "kid", "inception_fid"):
         result[f"pooled_{key}"] = result[key]
         per_class = [v[key] for v in result["per_class"].values() if v[key] is not None]
         result[key] = float(np.mean(per_class)) if per_class else None
     return result
 
 
-def run(seed: int, paths: ScorePaths) -> dict:
+def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     cand, acc = load_arrays(paths.candidates), load_arrays(paths.accepted)
     names = [str(c) for c in train.classes]
+    fid_metric, inception = None, {"enabled": False, "note": f"Inception FID skipped: {HOW_TO_ENABLE}"}
+    if params.inception_weights is not None:  # loaded first: a wrong file fails before any work
+        weights = Path(params.inception_weights)
+        fid_metric = load_fid_metric(weights, params.inception_features)
+        inception = {"enabled": True, "weights": weights.name, "sha256": sha256(weights), "features": params.inception_features,
+                     "reference": "real training split"}
+    else:
+        print(inception["note"], flush=True)
+    real_inception = inception_features(fid_metric, train.images) if fid_metric else None
     judge = train_classifier(train.images, train.labels, len(names), seed=seed)
     real_features = embed(judge, train.images)
     metrics = {
@@ -79,17 +108,20 @@ def run(seed: int, paths: ScorePaths) -> dict:
         "judge": "small CNN trained on the real training split (qmodels.classical), independent of the HQCNN",
         "judge_test_accuracy": float((predict(judge, test.images) == test.labels).mean()),
         "real_nearest_test": nearest_distances(train.images, test.images),
+        "inception": inception,
     }
     for key, data in (("candidates", cand), ("accepted", acc)):
+        gen_inception = (inception_features(fid_metric, data["images"]), real_inception) if fid_metric else None
         metrics[key] = score_set(data["images"], data["labels"], (train.images, train.labels), test.images, judge,
-                                 real_features, names, seed)
+                                 real_features, names, seed, gen_inception)
     write_json(paths.metrics, metrics)
     a = metrics["accepted"]
-    return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"]}
+    return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"],
+            "inception_fid": a["inception_fid"]}
 
 
 def parse(raw: dict) -> tuple:
-    return (seed_of(raw),)
+    return seed_of(raw), section(MetricsParams, raw, "metrics")
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -21,7 +21,7 @@ def _files(*paths: str) -> tuple[str, ...]:
 _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
 _GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py", "qmodels/hybrid_qgan.py", "qmodels/hybridq.py",
-               "qmodels/qgan.py", "qmodels/adversarial.py",
+               "qmodels/mosaiq.py", "qmodels/subgenerators.py", "qmodels/qgan.py", "qmodels/adversarial.py", "qmodels/ema.py",
                "qmodels/wgan.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
@@ -55,15 +55,15 @@ STAGES: tuple[Stage, ...] = (
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths",
           ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
     Stage("train_generator", "tasks.train_generator",
-          ("seed", "qgan", "hybridq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
+          ("seed", "qgan", "hybridq", "mosaiq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
           ("tasks/train_generator.py", "qaug/plots.py", *_GENERATORS)),
     Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
           _files("tasks/generate.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
     Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
           _files("tasks/filter.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
           quantum="generator"),
-    Stage("score_generated", "tasks.score_generated", ("seed",), "ScorePaths",
-          ("tasks/score_generated.py", "qaug/generation_metrics.py", "qmodels/classical.py")),
+    Stage("score_generated", "tasks.score_generated", ("seed", "metrics"), "ScorePaths",
+          ("tasks/score_generated.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
     Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
           _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum="classifier"),

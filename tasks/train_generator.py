@@ -18,13 +18,14 @@ from typing import Literal
 import numpy as np
 
 from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_json
-from qaug.params import require, section, seed_of, to_dict
+from qaug.params import ParamsError, require, section, seed_of, to_dict
 from qaug.plots import loss_curves
 from qaug.resample import ResampleConfig, Resampler
 from qmodels.adversarial import GAN, GANTrainConfig, train_gan
 from qmodels.classical_gan import ClassicalGAN, ClassicalGANConfig, parameter_count
 from qmodels.hybrid_qgan import HybridQGAN, HybridQGANConfig
 from qmodels.hybridq import HybridQ, HybridQConfig
+from qmodels.mosaiq import MosaiQ, MosaiQConfig
 from qmodels.qgan import QGAN, QGANConfig
 from tasks.layout import dep, out, rooted
 from tasks.methods import GAN_METHODS, AugmentParams
@@ -32,7 +33,7 @@ from tasks.methods import GAN_METHODS, AugmentParams
 
 @dataclass(frozen=True)
 class QGANParams:
-    model: Literal["patch", "wgan-gp", "hybridq"] = "patch"  # patch QGAN, Gunduz's hybrid QGAN (WGAN-GP), HybridQ
+    model: Literal["patch", "wgan-gp", "hybridq", "mosaiq"] = "patch"  # patch QGAN, Gunduz's hybrid QGAN (WGAN-GP), HybridQ, MosaiQ
     error_weight: float = 0.5  # λ
     qubits: int = 5
     ancillas: int = 1
@@ -82,6 +83,21 @@ class HybridQParams:
 
 
 @dataclass(frozen=True)
+class MosaiQParams:
+    """``qgan.model: mosaiq`` (Silver et al. 2023); steps, batch size, loss and learning rates come from ``qgan``."""
+
+    sub_generators: int = 8
+    qubits: int = 5  # per sub-generator: sub_generators × qubits PCA components (MosaiQ: 40)
+    layers: int = 6
+    noise_adapt: float = 0.05  # relative change of the noise range per step
+
+    def validate(self) -> None:
+        require(self.sub_generators >= 1 and self.layers >= 1, "sub_generators", "and layers must be at least 1")
+        require(1 <= self.qubits <= 12, "qubits", f"must be between 1 and 12, got {self.qubits}")
+        require(0 <= self.noise_adapt < 1, "noise_adapt", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
 class GeneratorPaths:
     train: Path = dep("data/prepared/train.npz")
     errors: Path = dep("data/analysis/errors.json")
@@ -96,8 +112,8 @@ def class_weights(shares: list[float], error_weight: float) -> list[float]:
     return [(1 - error_weight) / C + error_weight * r for r in shares]
 
 
-def build(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, num_classes: int, image_size: int, channels: int,
-          seed: int) -> GAN:
+def build(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, num_classes: int,
+          image_size: int, channels: int, seed: int) -> GAN:
     """The untrained GAN of ``augment.method``; classical baselines share the QGAN's noise size and grid."""
     qcfg = QGANConfig(
         num_classes=num_classes, image_size=image_size, in_channels=channels, grid=min(params.grid, image_size),
@@ -108,6 +124,10 @@ def build(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, nu
                                             sub_generators=hybridq.sub_generators, num_qubits=hybridq.qubits, num_layers=hybridq.layers,
                                             lr_quantum=hybridq.lr_quantum, lr_classical=hybridq.lr_classical,
                                             noise_adapt=hybridq.noise_adapt), seed=seed)
+    if augment.method == "qgan" and params.model == "mosaiq":
+        return MosaiQ.create(MosaiQConfig(num_classes=num_classes, image_size=image_size, in_channels=channels,
+                                          sub_generators=mosaiq.sub_generators, num_qubits=mosaiq.qubits, num_layers=mosaiq.layers,
+                                          noise_adapt=mosaiq.noise_adapt), seed=seed)
     if augment.method == "qgan" and params.model == "wgan-gp":
         return HybridQGAN.create(HybridQGANConfig(num_classes=num_classes, image_size=image_size, in_channels=channels,
                                                   latent=params.qubits, num_qubits=params.qubits, num_layers=params.layers,
@@ -120,12 +140,18 @@ def build(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, nu
     return ClassicalGAN.create(ccfg, seed=seed)
 
 
-def run(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, seed: int, paths: GeneratorPaths) -> dict:
+def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, seed: int,
+        paths: GeneratorPaths) -> dict:
     train = load_image_set(paths.train)
     shares = read_json(paths.errors)["error_share"]
     if len(shares) != len(train.classes):
         raise InputError(f"{paths.errors} has {len(shares)} classes but {paths.train} has {len(train.classes)}; rerun analyze_errors")
     weights = class_weights(shares, params.error_weight)
+    if augment.method == "qgan" and params.model == "mosaiq":
+        k, fewest = mosaiq.sub_generators * mosaiq.qubits, int(np.bincount(train.labels, minlength=len(train.classes)).min())
+        if fewest <= k:
+            raise ParamsError(f"params.yaml: mosaiq.sub_generators × mosaiq.qubits = {k} PCA components need more than {k} training "
+                              f"images a class; {paths.train} has {fewest} in its smallest class (lower them, or raise ingest.train_per_class)")
     C, size = train.images.shape[1], train.images.shape[-1]
     info = {"class_weights": weights, "classes": [str(c) for c in train.classes], "method": augment.method, "model": params.model}
     if augment.method not in GAN_METHODS:
@@ -141,7 +167,7 @@ def run(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, seed
             loss="wgan-gp" if augment.method == "qgan" and params.model == "wgan-gp" else params.loss,
             gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
         )
-        model = build(params, hybridq, augment, len(train.classes), size, C, seed)
+        model = build(params, hybridq, mosaiq, augment, len(train.classes), size, C, seed)
         counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
         train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True)
         save_torch(paths.model, model.checkpoint() | info)
@@ -164,7 +190,8 @@ def run(params: QGANParams, hybridq: HybridQParams, augment: AugmentParams, seed
 
 
 def parse(raw: dict) -> tuple:
-    return (section(QGANParams, raw, "qgan"), section(HybridQParams, raw, "hybridq"), section(AugmentParams, raw, "augment"), seed_of(raw))
+    return (section(QGANParams, raw, "qgan"), section(HybridQParams, raw, "hybridq"), section(MosaiQParams, raw, "mosaiq"),
+            section(AugmentParams, raw, "augment"), seed_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

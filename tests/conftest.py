@@ -20,6 +20,7 @@ def prefect_api():
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    # heartbeats make every flow run wait ~1 s at its end
-    with prefect_test_harness(), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # heartbeats make every flow run wait ~1 s at its end; the server's start took 20 s on an idle
+    # 2-core machine and once ran past Prefect's default 30 s limit in the full suite
+    with prefect_test_harness(server_startup_timeout=180), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield

@@ -44,3 +44,20 @@ def test_show_prints_the_comparison(tmp_path, monkeypatch, capsys) -> None:
     rows = json.loads(capsys.readouterr().out)
     assert rows[0] == {"metric": "accuracy", "baseline": 0.75, "augmented": 1.0, "delta": 0.25}
     assert main(["show"]) == 0 and "+0.250" in capsys.readouterr().out
+
+    def scores(fid):
+        return {"n": 4, "label_fidelity": 0.75, "frechet_distance": 0.125, "kid": 0.01, "inception_fid": fid, "diversity": 0.3,
+                "real_diversity": 0.35, "duplicates": {"near": 0.0}, "nearest_test": {"mean": 0.2}}
+
+    generation = {"method": "qgan", "inception": {"enabled": False, "note": "Inception FID skipped: set metrics.inception_weights"},
+                  **{k: {**scores(None), "per_class": {"a": scores(None)}} for k in ("candidates", "accepted")}}
+    (tmp_path / "metrics/generation.json").write_text(json.dumps(generation))
+    assert main(["show"]) == 0
+    out = capsys.readouterr().out
+    assert "generated samples (qgan)" in out and "0.125" in out and "Inception FID skipped" in out
+    generation["inception"] = {"enabled": True}
+    generation["accepted"]["inception_fid"] = 12.5
+    (tmp_path / "metrics/generation.json").write_text(json.dumps(generation))
+    assert main(["show"]) == 0
+    out = capsys.readouterr().out
+    assert "12.500" in out and "skipped" not in out

@@ -11,6 +11,7 @@ import pytest
 
 from qaug.checks import DataCheckError
 from qaug.io import InputError, load_arrays, save_arrays
+from qaug.params import ParamsError
 from tasks.analyze_errors import error_shares
 from tasks.filter import accept, thresholds
 from tasks.generate import targets
@@ -328,6 +329,22 @@ def test_hybridq_runs_as_qgan_model_hybridq(run, tmp_path) -> None:
     get("generate").run(params, tmp_path)
     cand = load_arrays(tmp_path / "data/generated/candidates.npz")
     assert cand["images"].shape[1:] == (1, 8, 8) and 0 <= cand["images"].min() and cand["images"].max() <= 1
+
+
+def test_mosaiq_runs_as_qgan_model_mosaiq(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:4])
+    params = {**raw, "qgan": {**raw["qgan"], "model": "mosaiq"}, "mosaiq": {**raw["mosaiq"], "sub_generators": 2, "qubits": 3, "layers": 2},
+              "filter": {**raw["filter"], "min_accepted_fraction": 0.0}}
+    get("train_generator").run(params, tmp_path)
+    generator = json.loads((tmp_path / "metrics/generator.json").read_text())
+    assert generator["model"] == "mosaiq" and generator["generator_parameters"] == 3 * 2 * 3 * 2 * 2  # classes × subgens × qubits × layers × (RY, RX)
+    for stage in ("generate", "filter", "score_generated"):
+        get(stage).run(params, tmp_path)
+    cand = load_arrays(tmp_path / "data/generated/candidates.npz")
+    assert cand["images"].shape[1:] == (1, 8, 8) and 0 <= cand["images"].min() and cand["images"].max() <= 1
+    with pytest.raises(ParamsError, match=r"mosaiq.sub_generators × mosaiq.qubits = 40 PCA components need more than 40 .* has 12"):
+        get("train_generator").run({**params, "mosaiq": {**raw["mosaiq"]}}, tmp_path)
 
 
 def test_generated_sets_are_scored_per_class(run) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -79,12 +81,30 @@ def test_sample_qgan_of_gunduz_2025_trains_through_its_quantum_layer() -> None:
 
 
 @pytest.mark.slow
-def test_sample_qgan_learns_the_gaussian_of_gunduz_2025() -> None:
+def test_sample_qgan_learns_the_gaussian_of_gunduz_2025(tmp_path) -> None:
     """Gunduz's experiment: 2 qubits, latent 2, N(0, 0.2); mean and std within 0.05 of the target (~50 s per seed)."""
-    for seed in (0, 1, 2):
-        model = train_sample_qgan(SampleQGAN.create(SampleQGANConfig(seed=seed)))
-        mean, std = moments(model.sample(5000, seed=99))
-        assert abs(mean) < 0.05 and abs(std - 0.2) < 0.05, (seed, mean, std)
+    from qaug.gaussian import gaussian_experiment
+
+    result = gaussian_experiment(tmp_path, seeds=(0, 1, 2))
+    for seed, run in result["runs"].items():
+        assert abs(run["mean"]) < 0.05 and abs(run["std"] - 0.2) < 0.05, (seed, run)
+    assert result["all_within_tolerance"]
+    assert (tmp_path / "gaussian_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_qaug_gaussian_writes_moments_and_a_histogram(tmp_path) -> None:
+    """The command end to end on a few steps: the exit code says whether every seed met the tolerance."""
+    from qaug.cli import main
+
+    code = main(["gaussian", "--out", str(tmp_path), "--seeds", "3", "4", "--steps", "4"])
+    result = json.loads((tmp_path / "gaussian.json").read_text())
+    assert set(result["runs"]) == {"3", "4"} and result["config"]["steps"] == 4
+    for run in result["runs"].values():
+        assert run["within_tolerance"] == (abs(run["mean"]) < 0.05 and abs(run["std"] - 0.2) < 0.05)
+    assert code == (0 if result["all_within_tolerance"] else 1)
+    assert (tmp_path / "gaussian_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        main(["gaussian", "--steps", "0"])
 
 
 @pytest.mark.parametrize("size,channels", [(8, 1), (28, 3)])

@@ -1,0 +1,62 @@
+"""Inception-v3 FID through torchmetrics, from weights the user keeps locally (nothing is downloaded).
+
+torchmetrics' ``FrechetInceptionDistance`` builds torch-fidelity's port of the TensorFlow
+Inception-v3 that FID is defined with; without a weights file it would download them, which
+this project never does at run time. So the score runs only when ``metrics.inception_weights``
+names a local copy of ``weights-inception-2015-12-05-6726825d.pth`` (torch-fidelity's release
+v0.2.0). Features are taken once per image set with the metric's own network and input
+conversion (floats in [0, 1] → ``(x·255).byte()``, grayscale repeated to RGB, resized to
+299 × 299 inside the network), then the Fréchet distance is computed per class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qaug.io import InputError
+
+FEATURE_SIZES = (64, 192, 768, 2048)  # the Inception blocks torchmetrics can pool
+WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+HOW_TO_ENABLE = (
+    f"set metrics.inception_weights in params.yaml to a local copy of {WEIGHTS_FILE} "
+    "(torch-fidelity release v0.2.0, the FID Inception-v3); qaug never downloads weights"
+)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_fid_metric(weights: Path, features: int = 2048):
+    """torchmetrics' FID metric with its Inception-v3 read from ``weights`` (clear errors for a wrong file)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    if not weights.is_file():
+        raise InputError(f"metrics.inception_weights: {weights} does not exist; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
+    try:
+        return FrechetInceptionDistance(feature=features, normalize=True, feature_extractor_weights_path=str(weights))
+    except Exception as err:  # unpickling and state-dict mismatches raise many types; all mean "wrong file"
+        raise InputError(f"metrics.inception_weights: {weights} is not the FID Inception-v3 state dict "
+                         f"({type(err).__name__}: {str(err)[:200]}); expected {WEIGHTS_FILE}") from None
+
+
+@torch.no_grad()
+def inception_features(metric, images: np.ndarray, batch_size: int = 50) -> np.ndarray:
+    """(n, features) float64 activations of images (n, C, H, W) in [0, 1], converted as the metric's ``update`` does."""
+    out = [torch.zeros(0, metric.real_features_sum.numel(), dtype=torch.float64)]  # the width, for an empty set
+    for start in range(0, len(images), batch_size):
+        x = torch.as_tensor(images[start:start + batch_size], dtype=torch.float32)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] != 3:
+            raise ValueError(f"Inception-v3 takes grayscale or RGB images, got {x.shape[1]} channels")
+        out.append(metric.inception((x * 255).byte()).double().reshape(len(x), -1))
+    return torch.cat(out).numpy()
