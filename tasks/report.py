@@ -12,6 +12,7 @@ COMPARISON = Path("metrics/comparison.json")
 FILTER = Path("metrics/filter.json")
 MERGE = Path("metrics/merge.json")
 GENERATION = Path("metrics/generation.json")
+GENERATOR = Path("metrics/generator.json")
 
 
 def _comparison(root: Path) -> dict:
@@ -108,6 +109,7 @@ RUN_FIELDS = (
     ("shots", COMPARISON, "quantum.shots"),
     ("noise", COMPARISON, "quantum.noise"),
     ("method", GENERATION, "method"),
+    ("qgan model", GENERATOR, "model"),
     ("label fidelity, baseline HQCNN (candidates)", FILTER, "label_fidelity"),
     ("label fidelity, independent CNN (accepted)", GENERATION, "accepted.label_fidelity"),
     ("classifier-feature FD (accepted)", GENERATION, "accepted.frechet_distance"),
@@ -137,14 +139,17 @@ def run_summary(metrics: dict[Path, dict]) -> dict:
     return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
 
 
-def resolve_runs(runs: list[str], rows: list[dict], is_commit=lambda rev: False) -> dict[str, str | None]:
-    """Each run's git revision (None for the workspace): an experiment name or rev from exp_show ``rows``,
+def resolve_runs(runs: list[str], rows: list[dict], is_commit=lambda rev: False,
+                 older: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Each run's git revision (None for the workspace): an experiment name or rev from exp_show ``rows``
+    (experiments of HEAD), else an experiment of an earlier commit (``older``: name → commit),
     else any revision git knows (``is_commit``: HEAD, tags, short SHAs)."""
+    older = older or {}
     resolved = {}
     for run in runs:
         match = next((r for r in rows if run in (r.get("Experiment"), r.get("rev"))), None)
-        if match is None and is_commit(run):
-            resolved[run] = run
+        if match is None and (run in older or is_commit(run)):
+            resolved[run] = older.get(run, run)
             continue
         if match is None:
             names = sorted({str(r.get("Experiment") or r.get("rev")) for r in rows})
@@ -162,10 +167,17 @@ def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
         check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root, capture_output=True)
         return check.returncode == 0
 
+    def experiments_of_every_commit() -> dict[str, str]:
+        """Experiment name → commit, from the refs DVC keeps (refs/exps/<baseline>/<name>); exp_show lists HEAD's only."""
+        refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], cwd=root,
+                              capture_output=True, text=True).stdout.split("\n")
+        return {ref.rsplit("/", 1)[1]: sha for ref, _, sha in (line.partition(" ") for line in refs if line)
+                if ref.count("/") >= 4}  # refs/exps/ab/cdef…/name, not refs/exps/exec/EXEC_HEAD
+
     summaries = {}
-    for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit).items():
+    for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit, experiments_of_every_commit()).items():
         metrics = {}
-        for file in (COMPARISON, FILTER, GENERATION):
+        for file in (COMPARISON, FILTER, GENERATION, GENERATOR):
             try:
                 text = (Path(root) / file).read_text() if rev is None else dvc.api.read(file.as_posix(), repo=str(root), rev=rev)
             except (FileNotFoundError, PathMissingError):  # a run from before that file existed

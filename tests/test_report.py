@@ -38,5 +38,7 @@ def test_run_summary_reads_nested_fields_and_leaves_gaps_empty() -> None:
 def test_any_git_revision_resolves_when_no_experiment_has_that_name() -> None:
     known = {"HEAD", "v1.0"}
     assert resolve_runs(["HEAD", "brisbane"], ROWS, is_commit=known.__contains__) == {"HEAD": "HEAD", "brisbane": "1a2b3c4"}
+    older = {"hybridq": "9f8e7d6"}  # an experiment of an earlier baseline commit (not in exp_show's rows)
+    assert resolve_runs(["hybridq", "brisbane"], ROWS, older=older) == {"hybridq": "9f8e7d6", "brisbane": "1a2b3c4"}
     with pytest.raises(FileNotFoundError, match="no experiment or revision 'nope'"):
         resolve_runs(["nope"], ROWS, is_commit=known.__contains__)
