@@ -101,7 +101,7 @@ def _show_generation(console) -> None:
         table.add_row(label, *("—" if r[key] is None else str(r[key]) if key == "n" else f"{r[key]:.3f}" for r in sets.values()))
     console.print(table)
     if not g.get("inception", {}).get("enabled"):
-        console.print(g.get("inception", {}).get("note", ""), style="dim")
+        console.print(g.get("inception", {}).get("note", "Inception FID not computed (scores from before it existed)."), style="dim")
 
 
 def _show_runs(args: argparse.Namespace) -> int:

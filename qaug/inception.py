@@ -4,9 +4,15 @@ torchmetrics' ``FrechetInceptionDistance`` builds torch-fidelity's port of the T
 Inception-v3 that FID is defined with; without a weights file it would download them, which
 this project never does at run time. So the score runs only when ``metrics.inception_weights``
 names a local copy of ``weights-inception-2015-12-05-6726825d.pth`` (torch-fidelity's release
-v0.2.0). Features are taken once per image set with the metric's own network and input
-conversion (floats in [0, 1] → ``(x·255).byte()``, grayscale repeated to RGB, resized to
-299 × 299 inside the network), then the Fréchet distance is computed per class.
+v0.2.0). Features are taken once per image set with the metric's own network and its
+input conversion (floats in [0, 1] → ``(x·255).byte()``, resized to 299 × 299 inside the
+network; grayscale is repeated to RGB here first), then the Fréchet distance is computed
+per class.
+
+The file is read with ``weights_only=True`` before torchmetrics sees it (torch-fidelity
+itself unpickles it fully), and its SHA-256 is compared with the digest prefix in the
+published file name: another file with the right shapes still gives a number, but not
+one comparable to published FIDs, and the metrics say so.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from qaug.io import InputError
 
 FEATURE_SIZES = (64, 192, 768, 2048)  # the Inception blocks torchmetrics can pool
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+PUBLISHED_DIGEST_PREFIX = "6726825d"  # torch.hub convention: the name ends in the file's SHA-256 prefix
 HOW_TO_ENABLE = (
     f"set metrics.inception_weights in params.yaml to a local copy of {WEIGHTS_FILE} "
     "(torch-fidelity release v0.2.0, the FID Inception-v3); qaug never downloads weights"
@@ -41,11 +48,22 @@ def load_fid_metric(weights: Path, features: int = 2048):
 
     if not weights.is_file():
         raise InputError(f"metrics.inception_weights: {weights} does not exist; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
+    wrong = f"metrics.inception_weights: {weights} is not the FID Inception-v3 state dict; expected {WEIGHTS_FILE}"
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)  # tensors only: nothing in the file runs
+    except Exception as err:  # not a torch file, or one that holds more than tensors
+        raise InputError(f"{wrong} ({type(err).__name__}: {str(err)[:200]})") from None
+    if not isinstance(state, dict) or "Conv2d_1a_3x3.conv.weight" not in state:
+        raise InputError(f"{wrong} (no Inception-v3 layers in it)")
     try:
         return FrechetInceptionDistance(feature=features, normalize=True, feature_extractor_weights_path=str(weights))
-    except Exception as err:  # unpickling and state-dict mismatches raise many types; all mean "wrong file"
-        raise InputError(f"metrics.inception_weights: {weights} is not the FID Inception-v3 state dict "
-                         f"({type(err).__name__}: {str(err)[:200]}); expected {WEIGHTS_FILE}") from None
+    except RuntimeError as err:  # load_state_dict: missing or unexpected keys, wrong shapes
+        raise InputError(f"{wrong} ({str(err)[:200]})") from None
+
+
+def is_published(digest: str) -> bool:
+    """Whether a SHA-256 matches the published weights' digest prefix (FIDs comparable to papers)."""
+    return digest.startswith(PUBLISHED_DIGEST_PREFIX)
 
 
 @torch.no_grad()

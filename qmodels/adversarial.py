@@ -91,7 +91,7 @@ class GAN:
         return None
 
     def after_step(self, loss_d: float, loss_g: float) -> None:
-        """Called after every generator step with both losses (HybridQ adapts its noise range)."""
+        """Called after every generator step with both losses (HybridQ and MosaiQ adapt their noise range)."""
 
     @property
     def quantum_layers(self) -> list[QuantumLayer]:

@@ -68,15 +68,22 @@ class PCABasis(nn.Module):
             mean = x.mean(0)
             _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
             basis = vh[:k]
-            basis = basis * torch.where(basis.sum(1, keepdim=True) < 0, -1.0, 1.0).to(basis)  # SVD's sign is arbitrary: fix it
-            coef = (x - mean) @ basis.T
+            largest = basis.gather(1, basis.abs().argmax(1, keepdim=True))  # SVD's sign is arbitrary: make each
+            basis = basis * torch.sign(largest)  # component's largest-magnitude entry positive (scikit-learn's svd_flip)
+            scale = ((x - mean) @ basis.T).abs().amax(0)
+            # Directions the class does not span (rank < k) would scale rounding noise up to ±1, which a
+            # discriminator could tell apart from the generator's outputs: floor them relative to the largest.
             self.mean[c], self.basis[c] = mean.float(), basis.float()
-            self.scale[c] = coef.abs().amax(0).clamp_min(1e-6).float()
+            self.scale[c] = scale.clamp_min(1e-4 * float(scale.max())).float()
 
     def coefficients(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B, k) scaled coefficients of images (B, C, H, W), each with its class's basis; ~[−1, 1] for real images."""
+        """(B, k) scaled coefficients of images (B, C, H, W), each with its class's basis; ~[−1, 1] for real images.
+
+        Projects onto every class's basis (B × C × k numbers) and keeps each image's own, rather than
+        gathering a (B, k, D) copy of the bases: that would be gigabytes per call for large colour images."""
         x = images.flatten(1) - self.mean[labels]
-        return torch.einsum("bd,bkd->bk", x, self.basis[labels]) / self.scale[labels]
+        every = torch.einsum("bd,ckd->bck", x, self.basis)
+        return every[torch.arange(len(x)), labels] / self.scale[labels]
 
     def images(self, coefficients: torch.Tensor, c: int, shape: Sequence[int]) -> torch.Tensor:
         """Inverse PCA of (B, k) scaled coefficients of class c → images (B, *shape) in [0, 1]."""

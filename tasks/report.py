@@ -152,10 +152,25 @@ def resolve_runs(runs: list[str], rows: list[dict], is_commit=lambda rev: False,
             resolved[run] = older.get(run, run)
             continue
         if match is None:
-            names = sorted({str(r.get("Experiment") or r.get("rev")) for r in rows})
+            names = sorted({str(r.get("Experiment") or r.get("rev")) for r in rows} | set(older))
             raise FileNotFoundError(f"no experiment or revision {run!r}; known: {', '.join(names)} (see `dvc exp show`)")
         resolved[run] = None if match["rev"] == "workspace" else match["rev"]
     return resolved
+
+
+def experiment_refs(for_each_ref: str) -> dict[str, str]:
+    """Experiment name → commit from ``git for-each-ref --sort=committerdate`` lines over refs/exps.
+
+    DVC keeps experiments as refs/exps/<baseline[:2]>/<baseline[2:]>/<name> (``dvc.api.exp_show``
+    lists HEAD's only); its own bookkeeping refs (refs/exps/exec/EXEC_HEAD, …) are shallower. A name
+    run on several baselines resolves to the newest."""
+    names = {}
+    for line in for_each_ref.splitlines():
+        ref, _, sha = line.partition(" ")
+        parts = ref.split("/")
+        if len(parts) == 5 and parts[:2] == ["refs", "exps"] and sha:
+            names[parts[4]] = sha
+    return names
 
 
 def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
@@ -167,15 +182,10 @@ def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
         check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root, capture_output=True)
         return check.returncode == 0
 
-    def experiments_of_every_commit() -> dict[str, str]:
-        """Experiment name → commit, from the refs DVC keeps (refs/exps/<baseline>/<name>); exp_show lists HEAD's only."""
-        refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], cwd=root,
-                              capture_output=True, text=True).stdout.split("\n")
-        return {ref.rsplit("/", 1)[1]: sha for ref, _, sha in (line.partition(" ") for line in refs if line)
-                if ref.count("/") >= 4}  # refs/exps/ab/cdef…/name, not refs/exps/exec/EXEC_HEAD
-
+    refs = subprocess.run(["git", "for-each-ref", "--sort=committerdate", "--format=%(refname) %(objectname)", "refs/exps"],
+                          cwd=root, capture_output=True, text=True).stdout
     summaries = {}
-    for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit, experiments_of_every_commit()).items():
+    for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit, experiment_refs(refs)).items():
         metrics = {}
         for file in (COMPARISON, FILTER, GENERATION, GENERATOR):
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
-from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, inception_features, load_fid_metric, sha256
+from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, WEIGHTS_FILE, inception_features, is_published, load_fid_metric, sha256
 from qaug.io import load_arrays, load_image_set, write_json
 from qaug.params import require, section, seed_of
 from qmodels.classical import embed, predict, train_classifier
@@ -49,7 +49,7 @@ class MetricsParams:
     def validate(self) -> None:
         require(self.inception_features in FEATURE_SIZES, "inception_features", f"must be one of {FEATURE_SIZES}, got {self.inception_features}")
         if self.inception_weights is not None:  # checked with the params, so a wrong path stops `qaug run` before stage 1
-            require(Path(self.inception_weights).is_file(), "inception_weights",
+            require(Path(self.inception_weights).expanduser().is_file(), "inception_weights",
                     f"{self.inception_weights!r} is not a file; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
 
 
@@ -94,10 +94,14 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
     names = [str(c) for c in train.classes]
     fid_metric, inception = None, {"enabled": False, "note": f"Inception FID skipped: {HOW_TO_ENABLE}"}
     if params.inception_weights is not None:  # loaded first: a wrong file fails before any work
-        weights = Path(params.inception_weights)
+        weights = Path(params.inception_weights).expanduser()
         fid_metric = load_fid_metric(weights, params.inception_features)
-        inception = {"enabled": True, "weights": weights.name, "sha256": sha256(weights), "features": params.inception_features,
-                     "reference": "real training split"}
+        digest = sha256(weights)
+        inception = {"enabled": True, "weights": weights.name, "sha256": digest, "published_weights": is_published(digest),
+                     "features": params.inception_features, "reference": "real training split"}
+        if not inception["published_weights"]:
+            print(f"{weights}: SHA-256 {digest[:12]}… is not the published {WEIGHTS_FILE}; its FID is not comparable to published ones",
+                  flush=True)
     else:
         print(inception["note"], flush=True)
     real_inception = inception_features(fid_metric, train.images) if fid_metric else None

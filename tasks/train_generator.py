@@ -92,9 +92,10 @@ class MosaiQParams:
     noise_adapt: float = 0.05  # relative change of the noise range per step
 
     def validate(self) -> None:
-        require(self.sub_generators >= 1 and self.layers >= 1, "sub_generators", "and layers must be at least 1")
+        require(self.sub_generators >= 1 and self.layers >= 1, "sub_generators",
+                f"and layers must be at least 1, got {self.sub_generators} and {self.layers}")
         require(1 <= self.qubits <= 12, "qubits", f"must be between 1 and 12, got {self.qubits}")
-        require(0 <= self.noise_adapt < 1, "noise_adapt", "must be in [0, 1)")
+        require(0 <= self.noise_adapt < 1, "noise_adapt", f"must be in [0, 1), got {self.noise_adapt}")
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,13 @@ def test_a_wrong_weights_file_is_named_with_the_fix(tmp_path) -> None:
     torch.save({"fc.weight": torch.zeros(2, 2)}, junk)
     with pytest.raises(InputError, match=r"metrics.inception_weights: .*inception.pth is not the FID Inception-v3 state dict"):
         load_fid_metric(junk)
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(2, 2)}, junk)  # one right key, wrong shape, the rest missing
+    with pytest.raises(InputError, match="is not the FID Inception-v3 state dict"):
+        load_fid_metric(junk)
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "extra": object()}, pickled)  # would need full unpickling
+    with pytest.raises(InputError, match="is not the FID Inception-v3 state dict"):
+        load_fid_metric(pickled)
     with pytest.raises(InputError, match="does not exist; set metrics.inception_weights"):
         load_fid_metric(tmp_path / "missing.pth")
 
@@ -97,6 +104,7 @@ def test_score_generated_adds_inception_fid_per_class_only_with_weights(weights,
     scored = json.loads((root / "metrics/generation.json").read_text())
     info = scored["inception"]
     assert info["enabled"] and info["features"] == 64 and info["weights"] == weights.name and len(info["sha256"]) == 64
+    assert info["published_weights"] is False and "not comparable to published ones" in capsys.readouterr().out  # random weights
     for key in ("candidates", "accepted"):
         per_class = [v["inception_fid"] for v in scored[key]["per_class"].values() if v["n"] >= 2]
         assert per_class and all(v >= 0 for v in per_class)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.report import COMPARISON, FILTER, resolve_runs, run_summary
+from tasks.report import COMPARISON, FILTER, experiment_refs, resolve_runs, run_summary
 
 ROWS = [  # the shape of dvc.api.exp_show() rows
     {"Experiment": None, "rev": "workspace"},
@@ -42,3 +42,17 @@ def test_any_git_revision_resolves_when_no_experiment_has_that_name() -> None:
     assert resolve_runs(["hybridq", "brisbane"], ROWS, older=older) == {"hybridq": "9f8e7d6", "brisbane": "1a2b3c4"}
     with pytest.raises(FileNotFoundError, match="no experiment or revision 'nope'"):
         resolve_runs(["nope"], ROWS, is_commit=known.__contains__)
+
+
+def test_experiment_refs_of_every_commit_newest_name_wins() -> None:
+    lines = "\n".join([
+        "refs/exps/exec/EXEC_HEAD 1111111",  # DVC's bookkeeping, not an experiment
+        "refs/exps/celery/stash 2222222",
+        "refs/exps/5b/2149f4d1af61fc602f40eb06ac01f4b19457ed/dcgan 3333333",  # older (sorted by committer date)
+        "refs/exps/b4/7dcbcff29496640d87c69b514cbbd3d15ce79a/hybridq 4444444",
+        "refs/exps/e0/0f71a495a0eb7f53c95fcc22d01ab9528ee9b4/dcgan 5555555",  # the same name, newer
+        "",
+    ])
+    assert experiment_refs(lines) == {"dcgan": "5555555", "hybridq": "4444444"}
+    with pytest.raises(FileNotFoundError, match="known: .*hybridq"):
+        resolve_runs(["torino"], ROWS, older=experiment_refs(lines))
