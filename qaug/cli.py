@@ -84,7 +84,7 @@ def _show_generation(console) -> None:
     from rich.table import Table
 
     from qaug.io import read_json
-    from tasks.report import GENERATION, generation_rows
+    from tasks.report import GENERATION, generation_rows, inception_note
 
     if not GENERATION.exists():
         return
@@ -100,8 +100,8 @@ def _show_generation(console) -> None:
     for key, label in labels.items():
         table.add_row(label, *("—" if r[key] is None else str(r[key]) if key == "n" else f"{r[key]:.3f}" for r in sets.values()))
     console.print(table)
-    if not g.get("inception", {}).get("enabled"):
-        console.print(g.get("inception", {}).get("note", "Inception FID not computed (scores from before it existed)."), style="dim")
+    if inception_note(g):
+        console.print(inception_note(g), style="dim")
 
 
 def _show_runs(args: argparse.Namespace) -> int:

@@ -78,9 +78,15 @@ def summary_markdown(root: Path = Path(".")) -> str:
             f"{_fmt(r['nearest_test'])} |"
             for r in generation_rows(g)
         ]
-        if not g.get("inception", {}).get("enabled"):
-            lines += ["", g.get("inception", {}).get("note", "Inception FID not computed.")]
+        if inception_note(g):
+            lines += ["", inception_note(g)]
     return "\n".join(lines) + "\n"
+
+
+def inception_note(g: dict) -> str | None:
+    """Why metrics/generation.json holds no Inception FID (None when it does)."""
+    inception = g.get("inception", {"note": "Inception FID not computed (scores from before it existed)."})
+    return None if inception.get("enabled") else inception["note"]
 
 
 def generation_rows(g: dict) -> list[dict]:
