@@ -33,6 +33,9 @@ class DataCheckError(RuntimeError):
         super().__init__(message)
         self.failures = failures
 
+    def __reduce__(self):  # picklable: grid workers send it back to the flow process
+        return type(self), (self.args[0], self.failures)
+
 
 @dataclass(frozen=True)
 class CheckReport:

@@ -4,6 +4,8 @@
   qaug stage NAME           one stage with params.yaml (what each dvc.yaml stage runs)
   qaug show [--json]        baseline vs augmented metrics and deltas
   qaug show --compare A B   runs side by side (e.g. exact vs a fake device, as DVC experiments)
+  qaug grid FILE            a comparison grid (methods × controls × regimes × seeds), paired statistics, HTML report
+  qaug show --grid NAME     a grid's verdicts and paired differences with confidence intervals
   qaug flow                 the same stages as one Prefect flow run, in this process
   qaug schedule --cron ...  serve the scheduled ``dvc repro`` flow (needs a Prefect server)
   qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
@@ -58,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     if getattr(args, "compare", None):
         return _show_runs(args)
+    if getattr(args, "grid", None):
+        return _show_grid(args)
     from tasks.report import comparison_rows
 
     rows = comparison_rows()
@@ -132,6 +136,77 @@ def _show_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_out(args: argparse.Namespace) -> Path:
+    from grid.outputs import default_out
+
+    return Path(args.out) if args.out else default_out(Path(args.file))
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from grid import command
+    from grid.outputs import status
+
+    out = _grid_out(args)
+    if args.address and args.engine == "process":
+        print("qaug grid: --address needs --engine dask or --engine ray", file=sys.stderr)
+        return 2
+    if args.status:
+        info = status(Path(args.file), out)
+        print(json.dumps(info, indent=2) if args.json else
+              f"grid {info['grid']}: {info['cells_done']}/{info['cells']} cells, {info['stage_runs_done']}/{info['stage_runs']} stage runs done\n" +
+              "\n".join(f"  {stage:16s} {v['done']:4d}/{v['runs']} done" for stage, v in info["per_stage"].items()))
+        return 0
+    if args.report:
+        from grid.engine import report_flow
+        from grid.spec import load_grid
+
+        result = report_flow(name=load_grid(Path(args.file)).name, grid_file=args.file, out=str(out))
+    else:
+        result = command.run(Path(args.file), out, args.engine, args.workers, args.address, progress=not args.no_progress)
+    print(f"grid {result['grid']}: {result['cells_finished']}/{result['cells']} cells finished in {result['wall_seconds']:.0f} s "
+          f"(stage runs executed {sum(result['executed'].values())}, reused {sum(result['reused'].values())}); report: {out / 'report.html'}")
+    _show_grid(argparse.Namespace(grid=str(out), json=False))
+    for label, error in result["failed"].items():
+        print(f"failed: {label}: {error}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def _show_grid(args: argparse.Namespace) -> int:
+    """Per regime: the verdicts in words, then the arms' headline metric and paired differences."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from grid.command import show
+    from grid.report import _ci, _p, _pts, headline, verdicts
+
+    out = Path(args.grid)
+    summary = show(out if out.is_dir() or out.parent != Path(".") else Path("grids") / args.grid)
+    if args.json:
+        print(json.dumps(summary["comparisons"], indent=2))
+        return 0
+    console = Console()
+    for label, sentences in verdicts(summary):
+        arms = [a for a in summary["arms"] if a["regime"] + (" · " + ", ".join(f"{k}={v}" for k, v in a["point"].items()) if a["point"] else "") == label]
+        metric = headline({m for a in arms for m in a["metrics"]})
+        table = Table(title=f"grid {summary['grid']} · {label} · {metric} (points)")
+        for col in ("arm", "seeds", "mean ± sd", "Δ vs none [95% CI]", "Holm p", "Δ vs duplicates [95% CI]", "Holm p", "verdict vs none"):
+            table.add_column(col, justify="left" if col == "arm" else "right")
+        for a in arms:
+            rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == a["regime"] and r["point"] == a["point"]
+                    and r["arm"] == a["arm"] and r["metric"] == metric}
+            m = a["metrics"].get(metric)
+            none, dup = rows.get("none"), rows.get("duplicates")
+            table.add_row(a["arm"], f"{a['seeds']}" + (f" ({a['collapsed']} collapsed)" if a["collapsed"] else ""),
+                          f"{_pts(m['mean'], False)} ± {_pts(m['sd'], False)}" if m else "—",
+                          f"{_pts(none['mean'])} {_ci(none)}" if none else "", _p(none["p_holm"]) if none else "",
+                          f"{_pts(dup['mean'])} {_ci(dup)}" if dup else "", _p(dup["p_holm"]) if dup else "",
+                          none["verdict"] if none else "")
+        console.print(table)
+        for s in sentences:
+            console.print("• " + s)
+    return 0
+
+
 def _flow(args: argparse.Namespace) -> int:
     from flows.pipeline import augmentation_pipeline
 
@@ -189,7 +264,21 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--json", action="store_true", help="print the rows as JSON")
     show.add_argument("--compare", nargs="+", metavar="RUN",
                       help="put runs side by side: DVC experiment names, git revisions or 'workspace' (backend, label fidelity, accuracy deltas)")
+    show.add_argument("--grid", metavar="NAME", help="a comparison grid's verdicts and paired differences (grids/NAME or a folder)")
     show.set_defaults(func=_show)
+
+    grid = sub.add_parser("grid", help="run or resume a comparison grid: methods × controls × regimes × seeds, paired statistics, HTML report")
+    grid.add_argument("file", help="grid file, e.g. grids/quick.yaml")
+    grid.add_argument("--status", action="store_true", help="only say how much of the grid has run")
+    grid.add_argument("--json", action="store_true", help="with --status: as JSON")
+    grid.add_argument("--report", action="store_true", help="write the tables and report from the cells finished so far; run nothing")
+    grid.add_argument("--workers", type=_positive, default=2, help="worker processes, one torch thread each (default 2)")
+    grid.add_argument("--engine", choices=("process", "dask", "ray"), default="process",
+                      help="Prefect task runner: local processes (default), prefect-dask or prefect-ray")
+    grid.add_argument("--address", help="an existing cluster's scheduler (dask: tcp://host:8786; ray: host:port)")
+    grid.add_argument("--out", help="output folder (default: the grid file's folder / its name, e.g. grids/quick/)")
+    grid.add_argument("--no-progress", action="store_true", help="no progress bar in the terminal")
+    grid.set_defaults(func=_grid)
 
     flow = sub.add_parser("flow", help="run all stages as one Prefect flow run in this process")
     flow.add_argument("--params", default="params.yaml")

@@ -50,29 +50,35 @@ def split_per_class(
     images: np.ndarray,
     labels: np.ndarray,
     classes: Sequence,
-    per_class: Mapping[str, int],
+    per_class: Mapping[str, int | Sequence[int]],
     seed: int,
 ) -> dict[str, ImageSet]:
     """Draw disjoint splits with exactly ``per_class[split]`` images of each class.
 
-    ``labels`` hold original class values; only ``classes`` are used, relabelled
-    0..C-1 in the given order. Seeded: the same seed gives the same split.
+    A split's count is one number for every class or a sequence with one count per
+    class of ``classes`` (an imbalanced split). ``labels`` hold original class values;
+    only ``classes`` are used, relabelled 0..C-1 in the given order. Seeded: the same
+    seed gives the same split.
     """
+    counts = {name: [n] * len(classes) if isinstance(n, int) else list(n) for name, n in per_class.items()}
+    for name, row in counts.items():
+        if len(row) != len(classes):
+            raise ValueError(f"split {name!r} has {len(row)} per-class counts for {len(classes)} classes")
     rng = np.random.default_rng(seed)
-    need = sum(per_class.values())
     chosen: dict[str, list[np.ndarray]] = {name: [] for name in per_class}
-    for c in classes:
+    for k, c in enumerate(classes):
         pool = np.flatnonzero(labels == c)
+        need = sum(row[k] for row in counts.values())
         if len(pool) < need:
             raise ValueError(
-                f"class {c!r} has {len(pool)} images but the splits {dict(per_class)} need {need} per class; "
+                f"class {c!r} has {len(pool)} images but the splits {dict(per_class)} need {need} of it; "
                 "lower the per-class counts"
             )
         pool = rng.permutation(pool)
         start = 0
-        for name, count in per_class.items():
-            chosen[name].append(pool[start : start + count])
-            start += count
+        for name, row in counts.items():
+            chosen[name].append(pool[start : start + row[k]])
+            start += row[k]
     remap = {c: k for k, c in enumerate(classes)}
     out = {}
     for name, parts in chosen.items():

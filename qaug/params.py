@@ -79,8 +79,12 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        mappings = [a for a in options if typing.get_origin(a) is dict]
+        if isinstance(value, dict) and mappings:  # a mapping's own errors name the bad entry
+            return _convert(value, mappings[0], where)
         errors = []
-        for option in (a for a in args if a is not type(None)):
+        for option in options:
             try:
                 return _convert(value, option, where)
             except ParamsError as err:
@@ -90,6 +94,11 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if value not in args:
             raise ParamsError(f"params.yaml: {where} must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"params.yaml: {where} must be a mapping, got {value!r}")
+        key_hint, item_hint = args or (Any, Any)
+        return {_convert(k, key_hint, f"{where} key {k!r}"): _convert(v, item_hint, f"{where}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"params.yaml: {where} must be a list, got {value!r}")

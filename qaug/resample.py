@@ -3,7 +3,10 @@
 * ``duplicates``: random oversampling, copies of real images; the control that says
   whether a gain from generated data is more than more training steps on the same data;
 * ``conventional``: random rotation, translation and contrast (torchvision.transforms.v2)
-  of real images.
+  of real images;
+* ``prototype``: the class-mean image plus Gaussian noise with the real images' per-pixel
+  spread; the control that says whether generated samples do more than a QGAN drifting
+  toward the class mean would.
 
 Both answer ``sample(cls, count, seed)`` like the GANs, so the pipeline's generate,
 filter and merge stages treat every method alike.
@@ -20,7 +23,7 @@ import torch
 
 @dataclass(frozen=True)
 class ResampleConfig:
-    method: Literal["duplicates", "conventional"] = "conventional"
+    method: Literal["duplicates", "conventional", "prototype"] = "conventional"
     rotation: float = 15.0  # degrees, uniform in ±rotation
     translate: float = 0.1  # fraction of the side, uniform in ±translate
     contrast: float = 0.3  # contrast factor uniform in [1 − contrast, 1 + contrast]
@@ -38,6 +41,10 @@ class Resampler:
         pool = self.pools[cls_index]
         if count and not len(pool):
             raise ValueError(f"class {cls_index} has no training images to resample")
+        if self.cfg.method == "prototype":
+            real = self.images[pool]
+            noise = np.random.default_rng(seed).standard_normal((count, *real.shape[1:]), dtype=np.float32)
+            return np.clip(real.mean(0) + noise * real.std(0), 0, 1).astype(np.float32)
         picked = self.images[pool[np.random.default_rng(seed).integers(len(pool), size=count)]]
         if self.cfg.method == "duplicates" or not count:
             return picked

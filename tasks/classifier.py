@@ -67,6 +67,7 @@ def training_summary(result: TrainResult, images: int, params: BaselineParams, s
         "final_loss": result.history["loss"][-1],
         "final_accuracy": result.history["accuracy"][-1],
         "restarts": result.restarts,
+        "collapsed": result.restarts in result.collapsed_attempts,  # still near chance after the last restart
         "params": to_dict(params),
         "seed": seed,
     }

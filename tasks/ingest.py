@@ -21,6 +21,8 @@ from tasks.layout import out, rooted
 
 log = logging.getLogger("qaug.ingest")
 SPLITS = ("train", "val", "test")
+COUNTS = ("train_per_class", "val_per_class", "test_per_class")
+PerClass = int | dict[int | str, int]
 _GRAY_MODES = {"1", "L", "LA"}
 _DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # 16/32-bit: converting to 8 bits would clip them
 
@@ -29,18 +31,41 @@ _DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # 16/32-bit: converting to 8
 class IngestParams:
     source: Literal["embedded-mnist", "torchvision", "folder"] = "embedded-mnist"
     classes: tuple[int | str, ...] = (0, 1, 2)  # labels to keep; () = all classes of the source
-    train_per_class: int = 100
-    val_per_class: int = 100
-    test_per_class: int = 100
+    train_per_class: PerClass = 100  # one count for every class, or {class: count} (e.g. an imbalanced split)
+    val_per_class: PerClass = 100
+    test_per_class: PerClass = 100
     image_size: int = 28
     channels: Literal["auto", "gray", "rgb"] = "auto"  # folder source: auto = gray when every image is
     root: str = "data/raw"  # torchvision root or image folder
     dataset: str = "MNIST"  # torchvision dataset class
     download: bool = False
 
+    def per_class(self, field: str, keep: tuple, names: tuple[str, ...]) -> list[int]:
+        """The count of split ``field`` for each kept class (by label value or class name)."""
+        value = getattr(self, field)
+        if isinstance(value, int):
+            return [value] * len(keep)
+        by_name = {str(k): n for k, n in value.items()}
+        counts = []
+        for v, name in zip(keep, names):
+            n = by_name.get(str(v), by_name.get(name))
+            if n is None:
+                raise ParamsError(f"params.yaml: ingest.{field} has no count for class {name!r} (it gives {sorted(by_name)})")
+            counts.append(n)
+        return counts
+
     def validate(self) -> None:
-        for name in ("train_per_class", "val_per_class", "test_per_class"):
-            require(getattr(self, name) >= 1, name, "must be at least 1")
+        for name in COUNTS:
+            value = getattr(self, name)
+            for key, n in (value.items() if isinstance(value, dict) else [("", value)]):
+                require(n >= 1, f"{name}.{key}" if key != "" else name, f"must be at least 1, got {n}")
+            if isinstance(value, dict) and self.classes:
+                wanted = {str(c) for c in self.classes}
+                extra = sorted(str(k) for k in value if str(k) not in wanted)
+                missing = sorted(wanted - {str(k) for k in value})
+                require(not extra and not missing, name,
+                        f"must give a count for each of ingest.classes {list(self.classes)}: " +
+                        "; ".join(filter(None, [extra and f"{extra} not in ingest.classes", missing and f"missing {missing}"])))
         require(8 <= self.image_size <= 256, "image_size", f"must be between 8 and 256, got {self.image_size}")
         require(len(set(self.classes)) == len(self.classes), "classes", f"has duplicates: {list(self.classes)}")
 
@@ -54,19 +79,15 @@ class IngestPaths:
 
 def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
     images, labels, keep, names = _load(params)
-    need = params.train_per_class + params.val_per_class + params.test_per_class
-    for value, name in zip(keep, names):
-        have = int((labels == value).sum())
+    counts = {split: params.per_class(field, keep, names) for split, field in zip(SPLITS, COUNTS)}
+    for k, (value, name) in enumerate(zip(keep, names)):
+        have, need = int((labels == value).sum()), sum(row[k] for row in counts.values())
         if have < need:
             raise ParamsError(
                 f"params.yaml: class {name!r} has {have} images but ingest.train_per_class + val_per_class + "
                 f"test_per_class = {need}; lower them or add images"
             )
-    splits = split_per_class(
-        images, labels, keep,
-        {"train": params.train_per_class, "val": params.val_per_class, "test": params.test_per_class},
-        seed=seed,
-    )
+    splits = split_per_class(images, labels, keep, counts, seed=seed)
     for name in SPLITS:
         part: ImageSet = splits[name]
         save_arrays(getattr(paths, name), images=resize(part.images, params.image_size), labels=part.labels, classes=np.array(names))

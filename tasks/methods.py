@@ -3,8 +3,9 @@
 ``augment.method``: ``qgan`` (the quantum generator of the ``qgan`` section: the
 patch QGAN or, with ``qgan.model: wgan-gp``, Gunduz's hybrid QGAN), the
 classical GANs of He et al. (``gan1``, ``gan2``, ``dcgan``; trained with the ``qgan``
-section's loss, steps and learning rates), ``conventional`` augmentation or
-``duplicates`` (random oversampling of real images). Every method answers
+section's loss, steps and learning rates), ``conventional`` augmentation,
+``duplicates`` (random oversampling of real images) or ``prototype`` (class mean plus
+per-pixel noise, a control for QGANs that drift toward the class mean). Every method answers
 ``sample(cls, count, seed)``, so generate, filter and merge treat them alike.
 """
 
@@ -23,7 +24,7 @@ from qmodels.hybridq import HybridQ
 from qmodels.mosaiq import MosaiQ
 from qmodels.qgan import QGAN
 
-Method = Literal["qgan", "gan1", "gan2", "dcgan", "conventional", "duplicates"]
+Method = Literal["qgan", "gan1", "gan2", "dcgan", "conventional", "duplicates", "prototype"]
 GAN_METHODS = ("qgan", "gan1", "gan2", "dcgan")
 
 

@@ -2,8 +2,8 @@
 
 ``qgan`` (default) trains the class-conditional patch QGAN; ``gan1``, ``gan2`` and
 ``dcgan`` train classical baselines with the same loop and settings (``qgan``
-section: loss, steps, batch size, learning rates, EMA); ``conventional`` and
-``duplicates`` train nothing and keep the real training images to resample.
+section: loss, steps, batch size, learning rates, EMA); ``conventional``,
+``duplicates`` and ``prototype`` train nothing and keep the real training images to resample.
 Class weights w_i = (1 − λ)/C + λ·R[i] set the class mix of every real batch and
 scale each class's generator loss (see ``qmodels.adversarial``); λ = 0 is uniform,
 λ = 1 trains only the classes the baseline gets wrong.

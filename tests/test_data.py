@@ -60,3 +60,35 @@ def test_resize(mnist, size: int) -> None:
 def test_imageset_validates_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(n, C, H, W\)"):
         ImageSet(np.zeros((3, 8, 8)), np.zeros(3, dtype=np.int64), (0,))
+
+
+def test_imbalanced_splits_take_per_class_counts_and_keep_the_balanced_draw(mnist) -> None:
+    """Per-class counts give exactly those counts; equal counts draw the very images a single number draws."""
+    x, y = mnist
+    imbalanced = split_per_class(x, y, (0, 1, 2), {"train": [100, 100, 10], "val": 20, "test": [5, 6, 7]}, seed=3)
+    assert imbalanced["train"].counts().tolist() == [100, 100, 10]
+    assert imbalanced["test"].counts().tolist() == [5, 6, 7]
+    seen = [img.tobytes() for part in imbalanced.values() for img in part.images]
+    assert len(seen) == len(set(seen))  # disjoint
+    same = split_per_class(x, y, (0, 1, 2), {"train": [7, 7, 7], "test": 3}, seed=5)
+    plain = split_per_class(x, y, (0, 1, 2), {"train": 7, "test": 3}, seed=5)
+    np.testing.assert_array_equal(same["train"].images, plain["train"].images)
+    with pytest.raises(ValueError, match="3 classes"):
+        split_per_class(x, y, (0, 1, 2), {"train": [1, 2]}, seed=0)
+
+
+def test_prototype_control_is_the_class_mean_plus_per_pixel_spread() -> None:
+    from qaug.resample import ResampleConfig, Resampler
+
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.normal(0.5, 0.1, (200, 1, 4, 4)), 0, 1).astype(np.float32)
+    images[100:] = np.clip(images[100:] * 0.2, 0, 1)  # class 1 is darker and tighter
+    labels = np.repeat([0, 1], 100)
+    r = Resampler(ResampleConfig("prototype"), images, labels, 2)
+    out = r.sample(1, 4000, seed=1)
+    real = images[100:]
+    assert out.shape == (4000, 1, 4, 4) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    np.testing.assert_allclose(out.mean(0), real.mean(0), atol=0.01)
+    np.testing.assert_allclose(out.std(0), real.std(0), rtol=0.1)
+    np.testing.assert_array_equal(out[:10], r.sample(1, 10, seed=1))  # seeded: the same draw
+    assert not {img.tobytes() for img in out} & {img.tobytes() for img in images}  # no real image copied

@@ -94,3 +94,20 @@ def test_folder_errors_name_the_problem(tmp_path) -> None:
         run(IngestParams(source="folder", root=str(root), classes=("cat",)), 0, rooted(IngestPaths(), tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist; make one subfolder per class"):
         run(IngestParams(source="folder", root=str(tmp_path / "nope")), 0, rooted(IngestPaths(), tmp_path))
+
+
+def test_per_class_counts_make_an_imbalanced_training_split(tmp_path) -> None:
+    from qaug.params import section
+
+    def ingest(raw: dict) -> None:
+        run(section(IngestParams, raw, "ingest"), 0, rooted(IngestPaths(), tmp_path))
+
+    ingest({"ingest": {"train_per_class": {0: 20, 1: 20, 2: 4}, "val_per_class": 5, "test_per_class": {0: 3, 1: 3, 2: 3}, "image_size": 8}})
+    assert np.bincount(np.load(tmp_path / "data/prepared/train.npz")["labels"]).tolist() == [20, 20, 4]
+    assert np.bincount(np.load(tmp_path / "data/prepared/test.npz")["labels"]).tolist() == [3, 3, 3]
+    for counts, message in [({0: 20, 1: 20}, r"missing \['2'\]"), ({0: 1, 1: 1, 2: 1, 7: 1}, r"\['7'\] not in ingest.classes"),
+                            ({0: 5, 1: 5, 2: 0}, "train_per_class.2 must be at least 1")]:
+        with pytest.raises(ParamsError, match=message):
+            section(IngestParams, {"ingest": {"train_per_class": counts}}, "ingest")
+    with pytest.raises(ParamsError, match="class '2' has 500 images"):
+        ingest({"ingest": {"train_per_class": {0: 5, 1: 5, 2: 600}}})

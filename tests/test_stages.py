@@ -282,7 +282,7 @@ def test_no_output_contains_the_ibm_token(run, tmp_path, monkeypatch) -> None:
     assert not leaked
 
 
-@pytest.mark.parametrize("method", ["gan1", "gan2", "dcgan", "conventional", "duplicates"])
+@pytest.mark.parametrize("method", ["gan1", "gan2", "dcgan", "conventional", "duplicates", "prototype"])
 def test_every_baseline_method_runs_through_generate_filter_and_merge(run, tmp_path, method) -> None:
     root, raw, _ = run
     copy_files(root, tmp_path, *FILTER_INPUTS[:4])
@@ -290,7 +290,7 @@ def test_every_baseline_method_runs_through_generate_filter_and_merge(run, tmp_p
     summary = get("train_generator").run(params, tmp_path)
     generator = json.loads((tmp_path / "metrics/generator.json").read_text())
     assert summary["method"] == generator["method"] == method
-    if method in ("conventional", "duplicates"):
+    if method in ("conventional", "duplicates", "prototype"):
         assert generator["generator_parameters"] == 0 and generator["final_loss_d"] is None
     else:
         assert generator["generator_parameters"] > 0 and np.isfinite([generator["final_loss_d"], generator["final_loss_g"]]).all()

@@ -1,0 +1,138 @@
+"""The grid as one Prefect flow run whose stage runs are task runs, on local processes, Dask or Ray.
+
+The flow is the scheduler: a stage run is submitted once the runs that make its
+inputs have finished (``wait_for`` on their futures draws the real graph in the UI),
+so no worker ever sits waiting for another. Every worker process uses one torch
+thread: qaug's circuits are tiny, and intra-op threads that spin on them run 12–15×
+slower as soon as another process is busy on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from grid.plan import StageRun
+from grid.store import execute, is_done
+
+Engine = Literal["process", "dask", "ray"]
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def pin_threads() -> None:
+    """One intra-op thread in this process (workers inherit the variables, torch is told directly)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{run.label}")
+def stage_task(run: StageRun, store: str, upstream: dict[str, StageRun]) -> dict:
+    """One stage run in the grid's store (a no-op if another process finished it)."""
+    pin_threads()
+    return execute(Path(store), run, upstream)
+
+
+def task_runner(engine: Engine, workers: int, address: str | None = None):
+    """Prefect's process pool, prefect-dask (a LocalCluster, or ``address`` of a running scheduler) or prefect-ray."""
+    pin_threads()  # before any worker starts: they inherit the environment
+    if engine == "process":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if engine == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None})
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError:
+        raise RuntimeError("--engine ray needs prefect-ray: pip install 'qaug[ray]'") from None
+    return RayTaskRunner(address=address) if address else RayTaskRunner(init_kwargs={"num_cpus": workers})
+
+
+@dataclass
+class Outcome:
+    executed: list[str] = field(default_factory=list)  # keys run now
+    reused: list[str] = field(default_factory=list)  # keys found finished in the store
+    failed: dict[str, str] = field(default_factory=dict)  # key → error
+    blocked: list[str] = field(default_factory=list)  # keys not run because an input failed
+    seconds: float = 0.0
+
+
+def schedule(runs: dict[str, StageRun], store: Path, in_flight: int, on_done=lambda run, ok: None) -> Outcome:
+    """Run every unfinished stage run once its inputs exist; returns what ran, what was reused and what failed.
+
+    At most ``in_flight`` runs are submitted at a time, the earliest in plan order first, so
+    cells finish in the grid file's order (regime by regime) instead of all at the very end."""
+    outcome = Outcome(reused=[k for k, r in runs.items() if is_done(store, r)])
+    finished = set(outcome.reused)
+    waiting = {k: r for k, r in runs.items() if k not in finished}
+    futures: dict = {}
+    done: queue.Queue = queue.Queue()
+    active = 0
+    start = time.perf_counter()
+
+    def submit_ready() -> None:
+        nonlocal active
+        for key, run in list(waiting.items()):
+            if active >= in_flight:
+                return
+            if all(u in finished for u in run.upstream):
+                del waiting[key]
+                future = stage_task.submit(run, str(store), {u: runs[u] for u in run.upstream},
+                                           wait_for=[futures[u] for u in run.upstream if u in futures])
+                future.add_done_callback(lambda f, key=key: done.put(key))
+                futures[key] = future
+                active += 1
+
+    submit_ready()
+    while active:
+        key = done.get()
+        active -= 1
+        try:  # the state a done-callback sees can lag behind; the result cannot
+            futures[key].result()
+            finished.add(key)
+            outcome.executed.append(key)
+        except Exception as err:  # the stage's own message (e.g. a failed data check)
+            outcome.failed[key] = f"{type(err).__name__}: {err}"
+        on_done(runs[key], key in finished)
+        submit_ready()
+    outcome.blocked = list(waiting)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+@flow(name="qaug-grid", flow_run_name="{name}", validate_parameters=False)
+def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress: bool = True) -> dict:
+    """Run (or resume) the grid, then write its tables and report and publish them as artifacts."""
+    from grid.outputs import finish, load_plan
+    from grid.progress import GridProgress
+
+    spec, cells, runs, per_cell = load_plan(Path(grid_file))
+    store = Path(out) / "store"
+    with GridProgress(spec.name, runs, per_cell, store, terminal=progress) as bar:
+        outcome = schedule(runs, store, in_flight, on_done=bar.advance)
+    return finish(spec, cells, runs, per_cell, Path(out), outcome)
+
+
+@flow(name="qaug-grid-report", flow_run_name="{name}", validate_parameters=False)
+def report_flow(name: str, grid_file: str, out: str) -> dict:
+    """Tables and report from the cells finished so far, running nothing (e.g. while a long grid is still running)."""
+    from grid.outputs import finish, load_plan
+
+    spec, cells, runs, per_cell = load_plan(Path(grid_file))
+    outcome = Outcome(reused=[k for k, r in runs.items() if is_done(Path(out) / "store", r)])
+    return finish(spec, cells, runs, per_cell, Path(out), outcome)

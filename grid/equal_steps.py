@@ -1,0 +1,50 @@
+"""The ``equal-steps`` control: the baseline HQCNN retrained on the real images alone for as many
+optimiser steps as the augmented model gets (real + ``augment.n_gen`` images, same epochs and batch size).
+
+More data also means more optimiser steps (608 → 870 on the default run); this
+control separates "more steps" from "more (generated) data".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qaug.io import load_image_set, write_json
+from qaug.params import section, seed_of
+from tasks.classifier import BaselineParams, fit, score, training_summary
+from tasks.layout import dep, out, rooted
+from tasks.methods import AugmentParams
+
+
+@dataclass(frozen=True)
+class EqualStepsPaths:
+    train: Path = dep("data/prepared/train.npz")
+    test: Path = dep("data/prepared/test.npz")
+    metrics: Path = out("metrics/equal_steps.json")
+
+
+def steps(params: BaselineParams, images: int) -> int:
+    """Optimiser steps of ``tasks.classifier.fit`` on ``images`` training images."""
+    per_epoch = math.ceil(images / params.batch_size)
+    return max(params.epochs, math.ceil(params.min_steps / per_epoch)) * per_epoch
+
+
+def run(params: BaselineParams, augment: AugmentParams, seed: int, paths: EqualStepsPaths) -> dict:
+    train, test = load_image_set(paths.train), load_image_set(paths.test)
+    target = steps(params, len(train) + augment.n_gen)
+    longer = replace(params, min_steps=target)  # more epochs on the same images: the same seed, one-cycle over all of them
+    result = fit(longer, seed, train)
+    metrics = score(result.model, test)
+    metrics["training"] = training_summary(result, len(train), longer, seed) | {"target_steps": target}
+    write_json(paths.metrics, metrics)
+    return {"accuracy": metrics["accuracy"], "steps": metrics["training"]["steps"], "target_steps": target}
+
+
+def parse(raw: dict) -> tuple:
+    return section(BaselineParams, raw, "baseline"), section(AugmentParams, raw, "augment"), seed_of(raw)
+
+
+def main(raw: dict, root: Path = Path(".")) -> dict:
+    return run(*parse(raw), rooted(EqualStepsPaths(), root))

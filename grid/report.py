@@ -1,0 +1,227 @@
+"""The grid's report: one self-contained HTML file (plots and sample grids embedded, no network) and Prefect artifacts.
+
+Per regime and sweep point: a verdict in words, the methods' mean ± sd, paired
+differences against ``none`` and ``duplicates`` with 95 % CIs and Holm-adjusted p,
+generated-set scores next to the gain, collapsed runs listed apart, a plot with
+error bars and one sample grid per method.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+from grid.spec import GridSpec
+from grid.stats import ALPHA
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.better{color:#080;font-weight:600}
+.worse{color:#b00;font-weight:600}.ns{color:#666}.samples img{max-width:16em;margin:.3em;border:1px solid #ddd}
+figure{display:inline-block;margin:.3em}figcaption{font-size:.85em;text-align:center}"""
+
+
+def headline(metrics: set[str]) -> str:
+    """The metric a regime's verdict speaks of: the rare class's recall when the training split is imbalanced."""
+    return "rare_recall" if "rare_recall" in metrics else "accuracy"
+
+
+def _pts(x: float | None, sign: bool = True) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def _p(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+
+def _ci(r: dict, kind: str = "t") -> str:
+    return f"[{_pts(r[f'{kind}_low'])}, {_pts(r[f'{kind}_high'])}]"
+
+
+def _groups(summary: dict) -> list[tuple[str, dict]]:
+    seen = []
+    for a in summary["arms"]:
+        key = (a["regime"], a["point"])
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+def _label(regime: str, point: dict) -> str:
+    return regime + (" · " + ", ".join(f"{k}={v}" for k, v in point.items()) if point else "")
+
+
+def sentence(regime_label: str, arm: str, metric: str, vs_none: dict, vs_dup: dict | None) -> str:
+    """"In <regime>, <arm> changes <metric> by X [CI] points over the baseline (verdict); vs duplicates ..."."""
+    what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1"}.get(metric, metric)
+    words = {"better": "significantly better than", "worse": "significantly worse than", "no significant difference": "no significant difference from"}
+    text = (f"In {regime_label}, {arm} changes {what} by {_pts(vs_none['mean'])} points {_ci(vs_none)} over the baseline "
+            f"({words[vs_none['verdict']]} it, Holm p = {_p(vs_none['p_holm'])}, {vs_none['n']} seeds)")
+    if vs_dup is not None:
+        text += (f"; against duplicating real images: {_pts(vs_dup['mean'])} points {_ci(vs_dup)}, "
+                 f"{words[vs_dup['verdict']]} duplicates (Holm p = {_p(vs_dup['p_holm'])})")
+    return text + "."
+
+
+def verdicts(summary: dict) -> list[tuple[str, list[str]]]:
+    """Plain-language verdicts per regime (and sweep point), methods first, then controls."""
+    out = []
+    for regime, point in _groups(summary):
+        rows = [r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point]
+        metric = headline({r["metric"] for r in rows})
+        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point and a["arm"] != "none"]
+        arms.sort(key=lambda a: a["control"])
+        lines = []
+        for a in arms:
+            find = {r["reference"]: r for r in rows if r["arm"] == a["arm"] and r["metric"] == metric}
+            if "none" in find and find["none"]["n"] >= 2:
+                lines.append(sentence(_label(regime, point), a["arm"], metric, find["none"], find.get("duplicates")))
+            elif "none" in find:
+                lines.append(f"In {_label(regime, point)}, {a['arm']}: fewer than 2 usable paired seeds, no test possible.")
+        out.append((_label(regime, point), lines))
+    return out
+
+
+def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
+    """Mean ± sd per arm and paired Δ vs none with its 95 % t CI, as an embedded PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point and metric in a["metrics"]]
+    deltas = {r["arm"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
+              and r["reference"] == "none" and r["metric"] == metric}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(arms) + 1.6))
+    names = [a["arm"] for a in arms]
+    means = [100 * a["metrics"][metric]["mean"] for a in arms]
+    sds = [100 * a["metrics"][metric]["sd"] for a in arms]
+    left.barh(names, means, xerr=sds, color=["#999" if a["control"] else "#4878a8" for a in arms], capsize=3)
+    left.set_xlabel(f"{metric} (%), mean ± sd over seeds")
+    left.invert_yaxis()
+    d_names = [n for n in names if n in deltas and deltas[n]["n"] >= 2]
+    d = [100 * deltas[n]["mean"] for n in d_names]
+    err = [[100 * (deltas[n]["mean"] - deltas[n]["t_low"]) for n in d_names], [100 * (deltas[n]["t_high"] - deltas[n]["mean"]) for n in d_names]]
+    colours = ["#080" if deltas[n]["verdict"] == "better" else "#b00" if deltas[n]["verdict"] == "worse" else "#888" for n in d_names]
+    for i, n in enumerate(d_names):
+        right.errorbar([d[i]], [n], xerr=[[err[0][i]], [err[1][i]]], fmt="none", ecolor=colours[i], capsize=3)
+    right.scatter(d, d_names, c=colours, zorder=3)
+    right.axvline(0, color="#333", lw=0.8)
+    right.set_xlabel(f"Δ {metric} vs none (points), paired, 95 % CI")
+    right.invert_yaxis()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f'<img alt="{html.escape(metric)} per arm" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _embed_png(path: Path) -> str:
+    return f"data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
+    """The whole report as one HTML string: nothing it shows is loaded from anywhere else."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>qaug grid {e(spec.name)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>qaug grid <code>{e(spec.name)}</code></h1>",
+             f"<p>{e(spec.description)}</p>" if spec.description else "",
+             f"<p>{summary['cells_finished']} of {summary['cells']} cells finished · seeds {e(str(summary['seeds']))} · "
+             f"stage runs {e(str(summary['stage_runs']))} · a difference is called better or worse only when its Holm-adjusted "
+             f"paired-t p &lt; {ALPHA} (family: every comparison of the same metric in this grid).</p>"]
+    verdict_map = dict(verdicts(summary))
+    for regime, point in _groups(summary):
+        label = _label(regime, point)
+        rows = [r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point]
+        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
+        metric = headline({m for a in arms for m in a["metrics"]})
+        parts.append(f"<h2>{e(label)}</h2><ul>" + "".join(f"<li>{e(s)}</li>" for s in verdict_map.get(label, [])) + "</ul>")
+        if any(a["metrics"] for a in arms):
+            parts.append(_figure(summary, regime, point, metric))
+        parts.append(_arm_table(arms, rows, metric))
+        collapsed = [c for c in summary["collapsed"] if c["regime"] == regime and c["point"] == point]
+        if collapsed:
+            parts.append("<p><b>Collapsed HQCNN runs, left out of the statistics:</b> " + e("; ".join(f"{c['cell']} ({c['model']})" for c in collapsed)) + "</p>")
+        parts.append(_samples(records, regime, point))
+    parts.append(_comparison_table(summary["comparisons"]))
+    parts.append("<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds (all runs)</th><th>runs</th></tr>" +
+                 "".join(f"<tr><td>{e(s)}</td><td>{v:.0f}</td><td>{summary['stage_runs'].get(s, 0)}</td></tr>" for s, v in summary["stage_seconds"].items()) +
+                 "</table>")
+    if summary["failed"] or summary["blocked"]:
+        parts.append("<h2>Failed stage runs</h2><ul>" + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in summary["failed"].items()) +
+                     "".join(f"<li>{e(k)}: not run (an input failed)</li>" for k in summary["blocked"]) + "</ul>")
+    parts.append(f"<p><small>environment: {e(str(summary['environment']))}</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
+    e = html.escape
+    cols = ["arm", "seeds (collapsed)", f"{metric} mean ± sd", "Δ vs none [95 % t CI]", "bootstrap CI", "Holm p",
+            "Δ vs duplicates [95 % t CI]", "Holm p", "seeds for 80 % power", "generated", "label fidelity", "FD", "KID", "diversity"]
+    out = ["<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
+    for a in arms:
+        m = a["metrics"]
+        find = {r["reference"]: r for r in rows if r["arm"] == a["arm"] and r["metric"] == metric}
+        none, dup = find.get("none"), find.get("duplicates")
+
+        def cls(r):
+            return {"better": "better", "worse": "worse"}.get(r["verdict"], "ns") if r else ""
+
+        def g(k, digits=3):
+            return f"{m[k]['mean']:.{digits}f}" if k in m else "—"
+        cells = [
+            e(a["arm"]) + (" <small>(control)</small>" if a["control"] else ""), f"{a['seeds']} ({a['collapsed']})",
+            f"{_pts(m[metric]['mean'], False)} ± {_pts(m[metric]['sd'], False)}" if metric in m else "—",
+            f"<span class='{cls(none)}'>{_pts(none['mean'])} {_ci(none)}</span>" if none else "",
+            _ci(none, "boot") if none else "", _p(none["p_holm"]) if none else "",
+            f"<span class='{cls(dup)}'>{_pts(dup['mean'])} {_ci(dup)}</span>" if dup else "", _p(dup["p_holm"]) if dup else "",
+            str(none["seeds_for_power"] or "—") if none else "",
+            g("generated", 0), g("label_fidelity"), g("frechet_distance"), g("kid", 4), g("diversity"),
+        ]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _samples(records: list[dict], regime: str, point: dict) -> str:
+    """One accepted-sample grid per method (its lowest seed)."""
+    first: dict[str, dict] = {}
+    for r in sorted(records, key=lambda r: r["seed"]):
+        if r["regime"] == regime and r["point"] == point and r.get("samples") and r["arm"] not in first and Path(r["samples"]).is_file():
+            first[r["arm"]] = r
+    if not first:
+        return ""
+    figs = "".join(f"<figure><img alt='{html.escape(a)}' src='{_embed_png(Path(r['samples']))}'><figcaption>{html.escape(a)} (seed {r['seed']})</figcaption></figure>"
+                   for a, r in first.items())
+    return f"<div class='samples'><h3>Accepted samples</h3>{figs}</div>"
+
+
+def _comparison_table(rows: list[dict]) -> str:
+    e = html.escape
+    cols = ("regime", "point", "arm", "reference", "metric", "n", "mean", "t CI", "bootstrap CI", "p (t)", "p (Wilcoxon)", "p (Holm)", "verdict")
+    out = ["<details><summary>Every comparison (all metrics)</summary><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
+    for r in rows:
+        vals = [r["regime"], ", ".join(f"{k}={v}" for k, v in r["point"].items()), r["arm"], r["reference"], r["metric"], r["n"],
+                _pts(r["mean"]), _ci(r), _ci(r, "boot"), _p(r["p_t"]), _p(r["p_wilcoxon"]), _p(r["p_holm"]), r["verdict"]]
+        out.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
+    return "".join(out) + "</table></details>"
+
+
+def publish(spec: GridSpec, summary: dict, out: Path) -> None:
+    """The verdicts and the headline comparisons on the flow run's Artifacts tab."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    key = f"grid-{spec.name}".lower().replace("_", "-")
+    lines = [f"# qaug grid {spec.name}", f"{summary['cells_finished']}/{summary['cells']} cells; report: `{out / 'report.html'}`", ""]
+    for label, sentences in verdicts(summary):
+        lines += [f"## {label}", *[f"- {s}" for s in sentences], ""]
+    create_markdown_artifact(key=f"{key}-verdicts", markdown="\n".join(lines), description=f"grid {spec.name}: verdicts")
+    table = [{k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in r.items() if k not in ("excluded_seeds",)}
+             | {"point": ", ".join(f"{k}={v}" for k, v in r["point"].items())}
+             for r in summary["comparisons"] if r["metric"] in ("accuracy", "macro_f1", "rare_recall")]
+    if table:
+        create_table_artifact(key=f"{key}-comparisons", table=table, description=f"grid {spec.name}: paired differences vs none and duplicates")

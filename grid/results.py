@@ -1,0 +1,130 @@
+"""Finished cells → their records, one tidy table (a row per cell × metric) and the paired comparisons.
+
+A cell's record holds its test metrics (accuracy, macro-F1, per-class recall and, when
+the regime's training split is imbalanced, the rarest class's recall), whether its
+HQCNN collapsed, and for augmenting arms the generated set's scores. Comparisons pair
+a method with ``none`` and ``duplicates`` seed by seed inside each (regime, sweep
+point); a seed whose baseline or either model collapsed is left out of the pair and
+reported apart, never averaged in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grid import stats
+from grid.plan import StageRun, result_stage
+from grid.spec import REFERENCES, Cell
+from grid.store import outputs
+from qaug.io import load_arrays, read_json
+from tasks.report import generation_rows
+
+HEADLINE = ("accuracy", "macro_f1", "rare_recall")
+GENERATION = ("generated", "accepted_fraction", "label_fidelity", "frechet_distance", "kid", "diversity")
+
+
+def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], store: Path) -> dict:
+    """The finished cell's numbers, read from the store."""
+    run = runs[keys[result_stage(cell)]]
+    paths = outputs(store, run)
+    metrics = read_json(paths.metrics)
+    baseline = read_json(outputs(store, runs[keys["train_baseline"]]).metrics) if "train_baseline" in keys else None
+    train_labels = load_arrays(outputs(store, runs[keys["ingest"]]).train)["labels"]
+    record: dict[str, Any] = {
+        "cell": cell.id, "label": cell.label, "regime": cell.regime, "point": dict(cell.point), "arm": cell.arm.name,
+        "kind": cell.arm.kind, "control": cell.arm.control, "seed": cell.seed,
+        "metrics": test_metrics(metrics, np.bincount(train_labels)),
+        "collapsed": bool(metrics["training"]["collapsed"]),
+        "baseline_collapsed": bool(baseline["training"]["collapsed"]) if baseline else None,
+        "steps": metrics["training"]["steps"], "train_images": int(metrics["training"]["images"]),
+        "generation": {}, "runs": keys,
+    }
+    if cell.arm.kind == "augment":
+        filt = read_json(outputs(store, runs[keys["filter"]]).metrics)
+        record["generation"] = {"generated": metrics["training"]["generated"], "accepted_fraction": filt["accepted"] / max(filt["needed"], 1)}
+        if "score_generated" in keys:
+            scored = {r["set"]: r for r in generation_rows(read_json(outputs(store, runs[keys["score_generated"]]).metrics)) if r["class"] == "all"}
+            record["generation"] |= {k: scored["accepted"][k] for k in ("label_fidelity", "frechet_distance", "kid", "diversity")}
+        record["samples"] = str(outputs(store, runs[keys["filter"]]).figure)
+    return record
+
+
+def test_metrics(metrics: dict, train_counts: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, recall per class and, for an imbalanced training split, the rarest class's recall."""
+    names = list(metrics["per_class"])
+    out = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"]}
+    out |= {f"recall/{n}": metrics["per_class"][n]["recall"] for n in names}
+    if len(set(train_counts.tolist())) > 1:
+        out["rare_recall"] = metrics["per_class"][names[int(np.argmin(train_counts))]]["recall"]
+    return out
+
+
+def tidy(records: list[dict], sweep_keys: list[str]) -> list[dict]:
+    """One row per cell × metric (generated-set scores included), for CSV."""
+    rows = []
+    for r in records:
+        base = {"regime": r["regime"], **{k: r["point"].get(k) for k in sweep_keys}, "arm": r["arm"], "kind": r["kind"],
+                "seed": r["seed"], "collapsed": r["collapsed"] or bool(r["baseline_collapsed"])}
+        values = {**r["metrics"], "steps": r["steps"], "train_images": r["train_images"], **r["generation"]}
+        rows += [base | {"metric": m, "value": v} for m, v in values.items() if v is not None]
+    return rows
+
+
+def _usable(r: dict) -> bool:
+    return not (r["collapsed"] or r["baseline_collapsed"])
+
+
+def comparisons(records: list[dict]) -> list[dict]:
+    """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric; Holm per metric."""
+    by_group: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        by_group[(r["regime"], tuple(sorted(r["point"].items())))][r["arm"]][r["seed"]] = r
+    rows = []
+    for (regime, point), arms in by_group.items():
+        for reference in REFERENCES:
+            if reference not in arms:
+                continue
+            for arm, cells in arms.items():
+                if arm == reference or arm == "none":
+                    continue
+                seeds = sorted(s for s in cells if s in arms[reference])
+                pairs = [(cells[s], arms[reference][s]) for s in seeds if _usable(cells[s]) and _usable(arms[reference][s])]
+                dropped = [s for s in seeds if not (_usable(cells[s]) and _usable(arms[reference][s]))]
+                for metric in cells[seeds[0]]["metrics"] if seeds else []:
+                    a = np.array([m["metrics"][metric] for m, _ in pairs])
+                    b = np.array([ref["metrics"][metric] for _, ref in pairs])
+                    result = stats.paired(a, b)
+                    rows.append({"regime": regime, "point": dict(point), "arm": arm, "reference": reference, "metric": metric,
+                                 "method_mean": float(a.mean()) if len(a) else math.nan,
+                                 "reference_mean": float(b.mean()) if len(b) else math.nan,
+                                 **result.as_dict(), "excluded_seeds": dropped})
+    for metric in {r["metric"] for r in rows}:
+        family = [r for r in rows if r["metric"] == metric]
+        for r, p in zip(family, stats.holm([r["p_t"] for r in family])):
+            r["p_holm"] = p
+            r["verdict"] = stats.verdict(r["mean"], p)
+    return rows
+
+
+def arm_summaries(records: list[dict]) -> list[dict]:
+    """Mean ± sd of every metric per (regime, point, arm), collapsed runs left out and counted."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["regime"], tuple(sorted(r["point"].items())), r["arm"])].append(r)
+    rows = []
+    for (regime, point, arm), cells in groups.items():
+        usable = [c for c in cells if _usable(c)]
+        values: dict[str, list[float]] = defaultdict(list)
+        for c in usable:
+            for k, v in {**c["metrics"], **c["generation"]}.items():
+                if v is not None:
+                    values[k].append(v)
+        rows.append({"regime": regime, "point": dict(point), "arm": arm, "kind": cells[0]["kind"], "control": cells[0]["control"],
+                     "seeds": len(cells), "collapsed": len(cells) - len(usable),
+                     "metrics": {k: stats.summary(np.array(v)).__dict__ for k, v in values.items()}})
+    return rows

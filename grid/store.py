@@ -1,0 +1,98 @@
+"""The grid's content-addressed store: one folder per finished stage run, ``<store>/<stage>/<key>/``.
+
+A run executes in a temporary folder beside its final place, with its inputs
+hard-linked from the runs that made them at the paths the stage expects (the same
+relative paths as in the workspace, so the stage code is exactly what ``qaug run``
+executes). When the stage succeeds, the inputs are unlinked, ``run.json`` is written
+and the folder is renamed into place: a folder without ``run.json`` never exists
+under its key, so a killed grid leaves only ``.tmp`` folders, removed at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+from grid.plan import ALL_STAGES, StageRun, producers
+from qaug.io import write_json
+from tasks.layout import files, rooted
+
+DONE = "run.json"
+
+
+def run_dir(store: Path, stage: str, key: str) -> Path:
+    return store / stage / key
+
+
+def is_done(store: Path, run: StageRun) -> bool:
+    return (run_dir(store, run.stage, run.key) / DONE).is_file()
+
+
+def clean_partial(store: Path) -> int:
+    """Remove the temporary folders of runs a killed grid left behind; returns how many."""
+    stale = list(store.glob("*/.*.tmp")) if store.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+
+
+def execute(store: Path, run: StageRun, runs_by_key: dict[str, StageRun]) -> dict:
+    """Run one stage in the store (a no-op when it has run); returns its record (summary, seconds, environment)."""
+    final = run_dir(store, run.stage, run.key)
+    if (final / DONE).is_file():
+        return json.loads((final / DONE).read_text())
+    stage = ALL_STAGES[run.stage]
+    work = final.parent / f".{run.key}.{os.getpid()}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    made = producers()
+    try:
+        inputs = files(stage.paths_object(), "dep")
+        by_stage = {runs_by_key[k].stage: runs_by_key[k] for k in run.upstream}
+        for rel in inputs:
+            src = by_stage[made[rel]]
+            _link(run_dir(store, src.stage, src.key) / rel, work / rel)
+        start = time.perf_counter()
+        summary = stage.run(run.params, work)
+        seconds = time.perf_counter() - start
+        for rel in inputs:
+            (work / rel).unlink()
+        record = {"stage": run.stage, "key": run.key, "label": run.label, "summary": summary, "seconds": round(seconds, 2),
+                  "upstream": list(run.upstream), "environment": environment()}
+        write_json(work / DONE, record)
+        try:
+            work.rename(final)
+        except OSError:  # another process finished the same run first: keep theirs
+            shutil.rmtree(work, ignore_errors=True)
+        return record
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def outputs(store: Path, run: StageRun) -> object:
+    """The run's output paths (the stage's paths dataclass rooted at its folder)."""
+    return rooted(ALL_STAGES[run.stage].paths_object(), run_dir(store, run.stage, run.key))
+
+
+def environment() -> dict:
+    """What a run's numbers depend on besides params and code: threads, CPU, versions."""
+    import numpy
+    import qiskit
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "qiskit": qiskit.__version__}

@@ -1,0 +1,350 @@
+"""qaug grid: grid files checked before any work, paired cells computed once, resume after a kill,
+the same numbers on Dask (a loopback scheduler and two workers) as on local processes, the offline report."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grid import command
+from grid.outputs import load_plan, status
+from grid.plan import plan
+from grid.spec import GridError, load_grid
+from tests.pipeline_helpers import PROJECT, tiny_params
+
+SMALL = {  # cheap: no generator training (prototype), two seeds, two controls
+    "description": "test grid",
+    "methods": {"proto": {"augment.method": "prototype"}},
+    "controls": ["none", "duplicates"],
+    "regimes": {"tiny": {}},
+    "seeds": [0, 1],
+    "score_generated": False,
+}
+
+
+def write_grid(folder: Path, doc: dict, name: str = "small") -> Path:
+    raw = tiny_params()
+    raw["filter"]["min_accepted_fraction"] = 0.0
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"base": str(folder / "params.yaml"), **doc}))
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- grid files -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, "unknown key(s) colour"),
+    ({"methods": {"q": {"augment.metod": "qgan"}}}, "methods.q: augment.metod is not a parameter of augment"),
+    ({"methods": {"q": {"augment.method": "qgann"}}}, "methods.q: augment.method must be one of"),
+    ({"methods": ["qgan", "duplicates"]}, "methods.duplicates has a control's name"),
+    ({"methods": {}}, "methods must be a non-empty list"),
+    ({"controls": ["none", "dupes"]}, "controls ['dupes'] are not controls"),
+    ({"controls": ["duplicates"]}, "controls must include 'none'"),
+    ({"regimes": {"scarce": {"ingest.train_per_class": 0}}}, "regimes.scarce: ingest.train_per_class must be at least 1"),
+    ({"regimes": {"x": {"ingest.train_per_class": {0: 5, 1: 5}}}}, "regimes.x: ingest.train_per_class must give a count for each"),
+    ({"regimes": {"x": {"nosuch.key": 1}}}, "regimes.x: unknown section(s) nosuch"),
+    ({"regimes": {"x": {"seed": 3}}}, "regimes.x sets seed"),
+    ({"seeds": [0, 0]}, "seeds has duplicates"),
+    ({"seeds": "a lot"}, "seeds must be a list of non-negative integers"),
+    ({"sweep": {"filter.tau": 0.5}}, "sweep.filter.tau must be a non-empty list"),
+    ({"sweep": {"filter.tau": [0.5, 1.5]}}, "sweep.filter.tau=1.5: filter.tau must be in [0, 1]"),
+    ({"score_generated": "yes"}, "score_generated must be true or false"),
+    ({"regimes": {"big": {"ingest.train_per_class": 8}}, "methods": {"m": {"mosaiq.qubits": 0}}}, "methods.m: mosaiq.qubits"),
+])
+def test_a_bad_grid_file_is_refused_naming_the_key(tmp_path, change, message) -> None:
+    path = write_grid(tmp_path, {**SMALL, **change})
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_missing_grid_file_or_base_is_named(tmp_path) -> None:
+    with pytest.raises(GridError, match="nope.yaml not found"):
+        load_grid(tmp_path / "nope.yaml")
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "base": str(tmp_path / "missing.yaml")}))
+    with pytest.raises(GridError, match="missing.yaml not found"):
+        load_grid(path)
+
+
+def test_seeds_as_a_count_or_a_range_and_overrides_nested_or_dotted(tmp_path) -> None:
+    spec = load_grid(write_grid(tmp_path, {**SMALL, "seeds": "3..5", "methods": {"a": {"augment": {"method": "gan1", "n_gen": 9}}}}))
+    assert spec.seeds == (3, 4, 5)
+    cell = next(c for c in spec.cells() if c.arm.name == "a")
+    assert cell.params["augment"]["method"] == "gan1" and cell.params["augment"]["n_gen"] == 9
+    assert cell.params["augment"]["strategy"] == "customised"  # nested overrides merge, they do not replace the section
+    assert load_grid(write_grid(tmp_path, {**SMALL, "seeds": 4})).seeds == (0, 1, 2, 3)
+
+
+def test_shipped_grids_validate_and_pair_their_cells() -> None:
+    for name in ("quick", "he2025", "regimes"):
+        spec = load_grid(PROJECT / "grids" / f"{name}.yaml", root=PROJECT)
+        assert {"none", "duplicates", "equal-steps", "conventional", "prototype"} <= {a.name for a in spec.arms}
+        if name != "quick":
+            assert len(spec.seeds) >= 10
+    spec = load_grid(PROJECT / "grids/regimes.yaml", root=PROJECT)
+    imbalanced = next(c for c in spec.cells() if c.regime == "imbalanced")
+    assert imbalanced.params["ingest"]["train_per_class"] == {0: 100, 1: 100, 2: 10}
+
+
+def test_methods_of_a_seed_share_subsample_baseline_and_error_analysis() -> None:
+    spec = load_grid(PROJECT / "grids/he2025.yaml", root=PROJECT)
+    cells = spec.cells()
+    runs, per_cell = plan(cells, spec.score_generated)
+    for block in {c.block for c in cells}:
+        mine = [per_cell[c.id] for c in cells if c.block == block]
+        for stage in ("ingest", "train_baseline", "analyze_errors"):  # equal-steps needs no baseline, none no analysis
+            assert len({keys[stage] for keys in mine if stage in keys}) == 1
+    baselines = [r for r in runs.values() if r.stage == "train_baseline"]
+    assert len(baselines) == len(spec.regimes) * len(spec.seeds)  # trained once per (regime, seed), not per method
+    assert len([r for r in runs.values() if r.stage == "ingest"]) == len(spec.seeds)  # both regimes use the same subsample
+    # a threshold variant reuses the generator and its candidates; only filtering onwards is its own
+    by_arm = {c.arm.name: per_cell[c.id] for c in cells if c.seed == 0 and c.regime == "trained"}
+    assert by_arm["qgan"]["train_generator"] == by_arm["qgan-tau0.6"]["train_generator"] == by_arm["qgan-general"]["train_generator"]
+    assert by_arm["qgan"]["generate"] == by_arm["qgan-tau0.6"]["generate"] != by_arm["qgan-general"]["generate"]
+    assert by_arm["qgan"]["filter"] != by_arm["qgan-tau0.6"]["filter"]
+
+
+# --- running ----------------------------------------------------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def quick(prefect_api, tmp_path_factory) -> tuple[Path, dict]:
+    """grids/quick.yaml end to end on two local worker processes (what CI runs)."""
+    out = tmp_path_factory.mktemp("quick")
+    cwd = os.getcwd()
+    os.chdir(PROJECT)
+    try:
+        result = command.run(Path("grids/quick.yaml"), out, "process", 2, None, progress=False)
+    finally:
+        os.chdir(cwd)
+    return out, result
+
+
+def test_quick_grid_runs_every_cell_and_trains_each_baseline_once(quick) -> None:
+    out, result = quick
+    summary = json.loads((out / "summary.json").read_text())
+    assert not result["failed"] and result["cells_finished"] == result["cells"] == 16  # (3 methods + 5 controls) × 2 seeds
+    assert summary["stage_runs"]["train_baseline"] == summary["executed"]["train_baseline"] == 2
+    assert summary["stage_runs"]["train_generator"] == 2 * 5  # qgan and qgan-general share theirs; 3 resamplers
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    assert len(cells) == 16
+    for seed in (0, 1):
+        mine = [c for c in cells if c["seed"] == seed]
+        assert len({c["runs"]["ingest"] for c in mine}) == 1 and len({c["runs"]["train_baseline"] for c in mine if "train_baseline" in c["runs"]}) == 1
+    train_files = {digest(p) for p in (out / "store/ingest").glob("*/data/prepared/train.npz")}
+    assert len(train_files) == 2  # one subsample per seed, every arm of the seed reads that file
+
+
+def test_tidy_table_and_comparisons_hold_every_cell_and_pair(quick) -> None:
+    out, _ = quick
+    rows = read_csv(out / "results.csv")
+    cells = {(c["arm"], c["seed"]): c for c in (json.loads(p.read_text()) for p in (out / "cells").glob("*.json"))}
+    acc = {(r["arm"], int(r["seed"])): float(r["value"]) for r in rows if r["metric"] == "accuracy"}
+    assert acc == {k: v["metrics"]["accuracy"] for k, v in cells.items()}
+    assert {r["metric"] for r in rows} >= {"accuracy", "macro_f1", "recall/0", "recall/1", "recall/2", "steps", "generated", "label_fidelity"}
+    comparisons = read_csv(out / "comparisons.csv")
+    pairs = {(r["arm"], r["reference"]) for r in comparisons if r["metric"] == "accuracy"}
+    arms = {"qgan", "qgan-general", "gan1", "duplicates", "equal-steps", "conventional", "prototype"}
+    assert pairs == {(a, "none") for a in arms} | {(a, "duplicates") for a in arms - {"duplicates"}}
+    for r in comparisons:
+        if r["metric"] == "accuracy" and r["arm"] == "qgan" and r["reference"] == "none" and r["excluded_seeds"] == "[]":
+            expected = sum(cells[("qgan", s)]["metrics"]["accuracy"] - cells[("none", s)]["metrics"]["accuracy"] for s in (0, 1)) / 2
+            assert float(r["mean"]) == pytest.approx(expected, abs=1e-6)
+        assert r["verdict"] in ("better", "worse", "no significant difference")
+
+
+def test_equal_steps_control_trains_as_long_as_an_augmented_model(quick) -> None:
+    from grid.equal_steps import steps
+    from qaug.params import section
+    from tasks.classifier import BaselineParams
+
+    out, _ = quick
+    spec = load_grid(PROJECT / "grids/quick.yaml", root=PROJECT)
+    params = section(BaselineParams, spec.base, "baseline")
+    target = steps(params, 48 + spec.base["augment"]["n_gen"])  # 16 real images a class × 3, plus n_gen generated
+    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    for seed in (0, 1):
+        equal = next(c for c in cells if c["arm"] == "equal-steps" and c["seed"] == seed)
+        none = next(c for c in cells if c["arm"] == "none" and c["seed"] == seed)
+        assert equal["train_images"] == none["train_images"] == 48  # real images only
+        assert target <= equal["steps"] < target + 3  # within one epoch (3 batches) above
+        assert none["steps"] == steps(params, 48) < equal["steps"]
+
+
+def test_report_is_one_offline_file_with_every_figure_embedded(quick) -> None:
+    out, _ = quick
+    page = (out / "report.html").read_text()
+
+    class Refs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images, self.external = [], []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            attrs = dict(attrs)
+            if tag == "img":
+                self.images.append(attrs.get("src", ""))
+            for key in ("src", "href"):
+                if attrs.get(key) and not attrs[key].startswith(("data:", "#")):
+                    self.external.append((tag, attrs[key]))
+            if tag in ("script", "link", "iframe"):
+                self.external.append((tag, attrs))
+
+    refs = Refs()
+    refs.feed(page)
+    assert not refs.external
+    assert len(refs.images) >= 1 + 5  # the regime's figure and a sample grid per augmenting arm
+    assert all(src.startswith("data:image/png;base64,") and len(src) > 1000 for src in refs.images)
+    assert "over the baseline" in page and "Holm p" in page and "equal-steps" in page
+
+
+def test_progress_and_verdicts_reach_prefect(quick) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["grid-quick-progress", "grid-quick-verdicts"])))
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["quick"])))
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["quick"])))
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["grid-quick-progress"].data == 100.0
+    assert "over the baseline" in by_key["grid-quick-verdicts"].data
+    assert runs and all(r.state.is_completed() for r in runs)
+    names = {t.name for t in tasks}
+    assert "train_baseline · tiny · seed 0" in names and "evaluate · qgan · tiny · seed 1" in names
+
+
+def test_a_cell_reproduces_the_pipeline_run_with_the_same_params(quick, tmp_path) -> None:
+    """The grid runs the very stage code `qaug run` runs: the same params give the same bytes (one torch thread, as in the grid)."""
+    import torch
+
+    from tasks.stages import get
+
+    out, _ = quick
+    spec, cells, runs, per_cell = load_plan(PROJECT / "grids/quick.yaml")
+    cell = next(c for c in cells if c.arm.name == "qgan" and c.seed == 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for stage in ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate"):
+            get(stage).run(cell.params, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    evaluated = out / "store/evaluate" / per_cell[cell.id]["evaluate"]
+    for rel in ("metrics/comparison.json", "models/augmented.pt"):
+        assert digest(tmp_path / rel) == digest(evaluated / rel), rel
+
+
+def test_a_finished_grid_reruns_nothing(quick) -> None:
+    out, _ = quick
+    before = (out / "results.csv").read_bytes()
+    cwd = os.getcwd()
+    os.chdir(PROJECT)
+    try:
+        result = command.run(Path("grids/quick.yaml"), out, "process", 1, None, progress=False)
+    finally:
+        os.chdir(cwd)
+    assert result["executed"] == {} and sum(result["reused"].values()) == 78
+    assert (out / "results.csv").read_bytes() == before
+    assert status(PROJECT / "grids/quick.yaml", out)["cells_done"] == 16
+
+
+@pytest.fixture(scope="module")
+def small(prefect_api, tmp_path_factory) -> tuple[Path, Path]:
+    """The small grid, uninterrupted, on local processes: the reference for resume and Dask."""
+    folder = tmp_path_factory.mktemp("small")
+    path = write_grid(folder, SMALL)
+    command.run(path, folder / "out", "process", 2, None, progress=False)
+    return path, folder / "out"
+
+
+def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path) -> None:
+    from prefect.settings import get_current_settings
+
+    path, reference = small
+    out = tmp_path / "out"
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    proc = subprocess.Popen([sys.executable, "-m", "qaug.cli", "grid", str(path), "--out", str(out), "--no-progress"], cwd=PROJECT,
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while len(list((out / "store").glob("*/*/run.json"))) < 6:
+            assert proc.poll() is None and time.monotonic() < deadline, "the grid ended or stalled before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the grid and its workers, mid-way
+        proc.wait(timeout=60)
+    done_before = len(list((out / "store").glob("*/*/run.json")))
+    result = command.run(path, out, "process", 2, None, progress=False)
+    total = status(path, out)["stage_runs"]
+    assert sum(result["reused"].values()) == done_before and sum(result["executed"].values()) == total - done_before
+    assert not list((out / "store").glob("*/.*.tmp"))  # the killed runs' leftovers are gone
+    assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    assert (out / "comparisons.csv").read_bytes() == (reference / "comparisons.csv").read_bytes()
+
+
+def test_a_second_grid_on_the_same_folder_is_refused(small) -> None:
+    _, out = small
+    with command.exclusive(out):
+        with pytest.raises(GridError, match="another qaug grid is running"):
+            with command.exclusive(out):
+                pass
+
+
+def test_dask_on_a_loopback_scheduler_with_two_workers_gives_the_same_numbers(small, tmp_path) -> None:
+    from prefect.settings import get_current_settings
+
+    path, reference = small
+    dask = str(Path(sys.executable).with_name("dask"))
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url), "OMP_NUM_THREADS": "1"}
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                   cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                  for _ in range(2)]
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            result = command.run(path, tmp_path / "out", "dask", 2, address, progress=False)
+            workers = client.run(os.getpid)
+        assert not result["failed"] and result["cells_finished"] == result["cells"]
+        hosts = {json.loads(p.read_text())["environment"]["torch_threads"] for p in (tmp_path / "out/store").glob("*/*/run.json")}
+        assert hosts == {1} and len(workers) == 2
+        assert (tmp_path / "out/results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
