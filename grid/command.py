@@ -67,9 +67,39 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
                                                           progress=progress)
 
 
-def show(out: Path) -> dict:
-    """The grid's summary.json (raises GridError naming the folder when the grid has not run)."""
+def show(name: Path) -> dict:
+    """A grid's summary.json, by folder or by name (``regimes`` → grids/regimes/); GridError when it has not run."""
+    out = name if name.is_dir() or name.parent != Path(".") else Path("grids") / name
     path = out / "summary.json"
     if not path.is_file():
         raise GridError(f"{path} not found: run `qaug grid grids/{out.name}.yaml` first")
     return json.loads(path.read_text())
+
+
+def print_summary(summary: dict) -> None:
+    """Per regime (and sweep point): the headline metric's table, then the verdicts in words."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from grid.format import ci, pts, pvalue
+    from grid.report import groups, headline, verdicts
+
+    console = Console()
+    for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
+        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
+        metric = headline({m for a in arms for m in a["metrics"]})
+        table = Table(title=f"grid {summary['grid']} · {label} · {metric} (percentage points)")
+        for col in ("arm", "seeds", "mean ± sd", "Δ vs none [95% CI]", "Holm p", "Δ vs dup. [95% CI]", "Holm p", "vs none"):
+            table.add_column(col, justify="left" if col == "arm" else "right")
+        for a in arms:
+            rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
+                    and r["arm"] == a["arm"] and r["metric"] == metric}
+            m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
+            table.add_row(a["arm"], str(a["seeds"]) + (f" ({a['collapsed']} collapsed)" if a["collapsed"] else ""),
+                          f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
+                          f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
+                          f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
+                          none["verdict"] if none else "")
+        console.print(table)
+        for s in sentences:
+            console.print("• " + s)

@@ -111,6 +111,8 @@ def schedule(runs: dict[str, StageRun], store: Path, in_flight: int, on_done=lam
         on_done(runs[key], key in finished)
         submit_ready()
     outcome.blocked = list(waiting)
+    for key in outcome.blocked:
+        on_done(runs[key], False)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -122,7 +124,7 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
     from grid.progress import GridProgress
 
     spec, cells, runs, per_cell = load_plan(Path(grid_file))
-    store = Path(out) / "store"
+    store = Path(out).resolve() / "store"  # workers of an existing cluster may run elsewhere: they need the full path
     with GridProgress(spec.name, runs, per_cell, store, terminal=progress) as bar:
         outcome = schedule(runs, store, in_flight, on_done=bar.advance)
     return finish(spec, cells, runs, per_cell, Path(out), outcome)

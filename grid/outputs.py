@@ -55,11 +55,13 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     """Records of every finished cell → the tables, summary and report; publish them as Prefect artifacts."""
     from grid.report import publish, write_report
 
-    store = out / "store"
+    store = out.resolve() / "store"
     finished = [c for c in cells if all(is_done(store, runs[k]) for k in per_cell[c.id].values())]
     records = [cell_record(c, per_cell[c.id], runs, store) for c in finished]
     for r in records:
         write_json(out / "cells" / f"{r['cell']}.json", r)
+    for stale in set((out / "cells").glob("*.json")) - {out / "cells" / f"{r['cell']}.json" for r in records}:
+        stale.unlink()  # a cell that failed this time, or left the grid file
     sweep_keys = list(spec.sweep)
     rows = tidy(records, sweep_keys)
     columns = ["regime", *sweep_keys, "arm", "kind", "seed", "metric", "value", "collapsed"]
@@ -89,7 +91,7 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     write_json(out / "summary.json", summary)
     write_bytes(out / "report.html", write_report(spec, summary, records).encode())
     publish(spec, summary, out)
-    return {k: summary[k] for k in ("grid", "cells", "cells_finished", "executed", "reused", "failed", "wall_seconds")}
+    return {k: summary[k] for k in ("grid", "cells", "cells_finished", "executed", "reused", "failed", "blocked", "wall_seconds")}
 
 
 def _csv(value) -> object:

@@ -10,20 +10,20 @@ analysis, computed once; a rerun finds finished runs in the store and skips them
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from grid.format import canonical
 from grid.spec import Cell
 from tasks.layout import files
-from tasks.stages import STAGES, Stage
+from tasks.stages import _HQCNN, STAGES, Stage
 
 # The grid's own stage: the baseline retrained for as many optimiser steps as an augmented model gets.
+# Its code is the HQCNN's; tasks/methods.py only supplies the params dataclass (augment.n_gen is in the key).
 EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "baseline", "augment.n_gen"), "EqualStepsPaths",
-                    ("grid/equal_steps.py", "tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py",
-                     "qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py"))
+                    ("grid/equal_steps.py", *_HQCNN))
 ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS)}
 _AUGMENT = ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate")
 
@@ -87,7 +87,7 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
                 raise RuntimeError(f"stage {name} reads {missing}, which no earlier stage of the cell writes")
             ident = {"stage": name, "params": {k: _read(cell.params, k) for k in stage.params},
                      "code": _code_digest(stage.code), "inputs": upstream}
-            key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:20]
+            key = hashlib.sha256(canonical(ident).encode()).hexdigest()[:20]
             keys[name] = key
             if key not in runs:
                 shared = name in ("ingest", "train_baseline", "analyze_errors", "equal_steps")

@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from grid.format import artifact_key
 from grid.plan import StageRun
 from grid.store import is_done
 
@@ -34,12 +35,12 @@ class GridProgress:
         return sum(1 for keys in self.missing.values() if not keys)
 
     def _text(self) -> str:
-        failed = f", {self.failed} failed" if self.failed else ""
+        failed = f", {self.failed} failed or blocked" if self.failed else ""
         return f"grid {self.name}: {self._cells_done()}/{self.total_cells} cells{failed}"
 
     def __enter__(self) -> "GridProgress":
         self.bar.__enter__()
-        self.artifact = create_progress_artifact(progress=self._percent(), key=f"grid-{self.name}-progress".lower().replace("_", "-"),
+        self.artifact = create_progress_artifact(progress=self._percent(), key=artifact_key("grid", self.name, "progress"),
                                                  description=f"grid {self.name}: stage runs finished (of {self.todo} to run)")
         return self
 

@@ -14,6 +14,7 @@ import io
 import math
 from pathlib import Path
 
+from grid.format import artifact_key, ci, group_label, point_label, pts, pvalue
 from grid.spec import GridSpec
 from grid.stats import ALPHA
 
@@ -29,21 +30,7 @@ def headline(metrics: set[str]) -> str:
     return "rare_recall" if "rare_recall" in metrics else "accuracy"
 
 
-def _pts(x: float | None, sign: bool = True) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
-
-
-def _p(x: float | None) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.3g}"
-
-
-def _ci(r: dict, kind: str = "t") -> str:
-    return f"[{_pts(r[f'{kind}_low'])}, {_pts(r[f'{kind}_high'])}]"
-
-
-def _groups(summary: dict) -> list[tuple[str, dict]]:
+def groups(summary: dict) -> list[tuple[str, dict]]:
     seen = []
     for a in summary["arms"]:
         key = (a["regime"], a["point"])
@@ -52,26 +39,24 @@ def _groups(summary: dict) -> list[tuple[str, dict]]:
     return seen
 
 
-def _label(regime: str, point: dict) -> str:
-    return regime + (" · " + ", ".join(f"{k}={v}" for k, v in point.items()) if point else "")
-
-
 def sentence(regime_label: str, arm: str, metric: str, vs_none: dict, vs_dup: dict | None) -> str:
     """"In <regime>, <arm> changes <metric> by X [CI] points over the baseline (verdict); vs duplicates ..."."""
     what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1"}.get(metric, metric)
     words = {"better": "significantly better than", "worse": "significantly worse than", "no significant difference": "no significant difference from"}
-    text = (f"In {regime_label}, {arm} changes {what} by {_pts(vs_none['mean'])} points {_ci(vs_none)} over the baseline "
-            f"({words[vs_none['verdict']]} it, Holm p = {_p(vs_none['p_holm'])}, {vs_none['n']} seeds)")
-    if vs_dup is not None:
-        text += (f"; against duplicating real images: {_pts(vs_dup['mean'])} points {_ci(vs_dup)}, "
-                 f"{words[vs_dup['verdict']]} duplicates (Holm p = {_p(vs_dup['p_holm'])})")
+    text = (f"In {regime_label}, {arm} changes {what} by {pts(vs_none['mean'])} points {ci(vs_none)} over the baseline "
+            f"({words[vs_none['verdict']]} it, Holm p = {pvalue(vs_none['p_holm'])}, {vs_none['n']} seeds)")
+    if vs_dup is not None and vs_dup["n"] < 2:
+        text += "; against duplicating real images: fewer than 2 usable paired seeds"
+    elif vs_dup is not None:
+        text += (f"; against duplicating real images: {pts(vs_dup['mean'])} points {ci(vs_dup)}, "
+                 f"{words[vs_dup['verdict']]} duplicates (Holm p = {pvalue(vs_dup['p_holm'])})")
     return text + "."
 
 
 def verdicts(summary: dict) -> list[tuple[str, list[str]]]:
     """Plain-language verdicts per regime (and sweep point), methods first, then controls."""
     out = []
-    for regime, point in _groups(summary):
+    for regime, point in groups(summary):
         rows = [r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point]
         metric = headline({r["metric"] for r in rows})
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point and a["arm"] != "none"]
@@ -80,10 +65,10 @@ def verdicts(summary: dict) -> list[tuple[str, list[str]]]:
         for a in arms:
             find = {r["reference"]: r for r in rows if r["arm"] == a["arm"] and r["metric"] == metric}
             if "none" in find and find["none"]["n"] >= 2:
-                lines.append(sentence(_label(regime, point), a["arm"], metric, find["none"], find.get("duplicates")))
+                lines.append(sentence(group_label(regime, point), a["arm"], metric, find["none"], find.get("duplicates")))
             elif "none" in find:
-                lines.append(f"In {_label(regime, point)}, {a['arm']}: fewer than 2 usable paired seeds, no test possible.")
-        out.append((_label(regime, point), lines))
+                lines.append(f"In {group_label(regime, point)}, {a['arm']}: fewer than 2 usable paired seeds, no test possible.")
+        out.append((group_label(regime, point), lines))
     return out
 
 
@@ -133,10 +118,11 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
              f"<p>{e(spec.description)}</p>" if spec.description else "",
              f"<p>{summary['cells_finished']} of {summary['cells']} cells finished · seeds {e(str(summary['seeds']))} · "
              f"stage runs {e(str(summary['stage_runs']))} · a difference is called better or worse only when its Holm-adjusted "
-             f"paired-t p &lt; {ALPHA} (family: every comparison of the same metric in this grid).</p>"]
+             f"paired-t p &lt; {ALPHA} (family: every comparison of the same metric in this grid). Differences are in "
+             f"percentage points; CIs are 95 %.</p>"]
     verdict_map = dict(verdicts(summary))
-    for regime, point in _groups(summary):
-        label = _label(regime, point)
+    for regime, point in groups(summary):
+        label = group_label(regime, point)
         rows = [r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point]
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})
@@ -162,7 +148,7 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
 def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
     e = html.escape
     cols = ["arm", "seeds (collapsed)", f"{metric} mean ± sd", "Δ vs none [95 % t CI]", "bootstrap CI", "Holm p",
-            "Δ vs duplicates [95 % t CI]", "Holm p", "seeds for 80 % power", "generated", "label fidelity", "FD", "KID", "diversity"]
+            "Δ vs duplicates [95 % t CI]", "Holm p", "seeds for 80 % power (α 0.05, before Holm)", "generated", "label fidelity", "FD", "KID", "diversity"]
     out = ["<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
     for a in arms:
         m = a["metrics"]
@@ -176,10 +162,10 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
             return f"{m[k]['mean']:.{digits}f}" if k in m else "—"
         cells = [
             e(a["arm"]) + (" <small>(control)</small>" if a["control"] else ""), f"{a['seeds']} ({a['collapsed']})",
-            f"{_pts(m[metric]['mean'], False)} ± {_pts(m[metric]['sd'], False)}" if metric in m else "—",
-            f"<span class='{cls(none)}'>{_pts(none['mean'])} {_ci(none)}</span>" if none else "",
-            _ci(none, "boot") if none else "", _p(none["p_holm"]) if none else "",
-            f"<span class='{cls(dup)}'>{_pts(dup['mean'])} {_ci(dup)}</span>" if dup else "", _p(dup["p_holm"]) if dup else "",
+            f"{pts(m[metric]['mean'], False)} ± {pts(m[metric]['sd'], False)}" if metric in m else "—",
+            f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>" if none else "",
+            ci(none, "boot") if none else "", pvalue(none["p_holm"]) if none else "",
+            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>" if dup else "", pvalue(dup["p_holm"]) if dup else "",
             str(none["seeds_for_power"] or "—") if none else "",
             g("generated", 0), g("label_fidelity"), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]
@@ -205,8 +191,8 @@ def _comparison_table(rows: list[dict]) -> str:
     cols = ("regime", "point", "arm", "reference", "metric", "n", "mean", "t CI", "bootstrap CI", "p (t)", "p (Wilcoxon)", "p (Holm)", "verdict")
     out = ["<details><summary>Every comparison (all metrics)</summary><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
     for r in rows:
-        vals = [r["regime"], ", ".join(f"{k}={v}" for k, v in r["point"].items()), r["arm"], r["reference"], r["metric"], r["n"],
-                _pts(r["mean"]), _ci(r), _ci(r, "boot"), _p(r["p_t"]), _p(r["p_wilcoxon"]), _p(r["p_holm"]), r["verdict"]]
+        vals = [r["regime"], point_label(r["point"]), r["arm"], r["reference"], r["metric"], r["n"],
+                pts(r["mean"]), ci(r), ci(r, "boot"), pvalue(r["p_t"]), pvalue(r["p_wilcoxon"]), pvalue(r["p_holm"]), r["verdict"]]
         out.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
     return "".join(out) + "</table></details>"
 
@@ -215,13 +201,13 @@ def publish(spec: GridSpec, summary: dict, out: Path) -> None:
     """The verdicts and the headline comparisons on the flow run's Artifacts tab."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    key = f"grid-{spec.name}".lower().replace("_", "-")
+    key = artifact_key("grid", spec.name)
     lines = [f"# qaug grid {spec.name}", f"{summary['cells_finished']}/{summary['cells']} cells; report: `{out / 'report.html'}`", ""]
     for label, sentences in verdicts(summary):
         lines += [f"## {label}", *[f"- {s}" for s in sentences], ""]
     create_markdown_artifact(key=f"{key}-verdicts", markdown="\n".join(lines), description=f"grid {spec.name}: verdicts")
     table = [{k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in r.items() if k not in ("excluded_seeds",)}
-             | {"point": ", ".join(f"{k}={v}" for k, v in r["point"].items())}
+             | {"point": point_label(r["point"])}
              for r in summary["comparisons"] if r["metric"] in ("accuracy", "macro_f1", "rare_recall")]
     if table:
         create_table_artifact(key=f"{key}-comparisons", table=table, description=f"grid {spec.name}: paired differences vs none and duplicates")

@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 
 from grid import stats
+from grid.format import canonical
 from grid.plan import StageRun, result_stage
 from grid.spec import REFERENCES, Cell
 from grid.store import outputs
 from qaug.io import load_arrays, read_json
 from tasks.report import generation_rows
-
-HEADLINE = ("accuracy", "macro_f1", "rare_recall")
-GENERATION = ("generated", "accepted_fraction", "label_fidelity", "frechet_distance", "kid", "diversity")
-
 
 def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], store: Path) -> dict:
     """The finished cell's numbers, read from the store."""
@@ -38,7 +35,7 @@ def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], sto
     record: dict[str, Any] = {
         "cell": cell.id, "label": cell.label, "regime": cell.regime, "point": dict(cell.point), "arm": cell.arm.name,
         "kind": cell.arm.kind, "control": cell.arm.control, "seed": cell.seed,
-        "metrics": test_metrics(metrics, np.bincount(train_labels)),
+        "metrics": cell_metrics(metrics, np.bincount(train_labels)),
         "collapsed": bool(metrics["training"]["collapsed"]),
         "baseline_collapsed": bool(baseline["training"]["collapsed"]) if baseline else None,
         "steps": metrics["training"]["steps"], "train_images": int(metrics["training"]["images"]),
@@ -54,13 +51,15 @@ def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], sto
     return record
 
 
-def test_metrics(metrics: dict, train_counts: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, recall per class and, for an imbalanced training split, the rarest class's recall."""
+def cell_metrics(metrics: dict, train_counts: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, recall per class and, for an imbalanced training split, the rare classes' recall
+    (the mean over the classes with the fewest training images)."""
     names = list(metrics["per_class"])
     out = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"]}
     out |= {f"recall/{n}": metrics["per_class"][n]["recall"] for n in names}
     if len(set(train_counts.tolist())) > 1:
-        out["rare_recall"] = metrics["per_class"][names[int(np.argmin(train_counts))]]["recall"]
+        rare = np.flatnonzero(train_counts == train_counts.min())
+        out["rare_recall"] = float(np.mean([metrics["per_class"][names[k]]["recall"] for k in rare]))
     return out
 
 
@@ -83,9 +82,10 @@ def comparisons(records: list[dict]) -> list[dict]:
     """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric; Holm per metric."""
     by_group: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
-        by_group[(r["regime"], tuple(sorted(r["point"].items())))][r["arm"]][r["seed"]] = r
+        by_group[(r["regime"], canonical(r["point"]))][r["arm"]][r["seed"]] = r
     rows = []
-    for (regime, point), arms in by_group.items():
+    for (regime, _), arms in by_group.items():
+        point = next(iter(next(iter(arms.values())).values()))["point"]
         for reference in REFERENCES:
             if reference not in arms:
                 continue
@@ -95,11 +95,12 @@ def comparisons(records: list[dict]) -> list[dict]:
                 seeds = sorted(s for s in cells if s in arms[reference])
                 pairs = [(cells[s], arms[reference][s]) for s in seeds if _usable(cells[s]) and _usable(arms[reference][s])]
                 dropped = [s for s in seeds if not (_usable(cells[s]) and _usable(arms[reference][s]))]
-                for metric in cells[seeds[0]]["metrics"] if seeds else []:
+                metrics = [m for m in cells[seeds[0]]["metrics"] if m in arms[reference][seeds[0]]["metrics"]] if seeds else []
+                for metric in metrics:
                     a = np.array([m["metrics"][metric] for m, _ in pairs])
                     b = np.array([ref["metrics"][metric] for _, ref in pairs])
                     result = stats.paired(a, b)
-                    rows.append({"regime": regime, "point": dict(point), "arm": arm, "reference": reference, "metric": metric,
+                    rows.append({"regime": regime, "point": point, "arm": arm, "reference": reference, "metric": metric,
                                  "method_mean": float(a.mean()) if len(a) else math.nan,
                                  "reference_mean": float(b.mean()) if len(b) else math.nan,
                                  **result.as_dict(), "excluded_seeds": dropped})
@@ -115,16 +116,17 @@ def arm_summaries(records: list[dict]) -> list[dict]:
     """Mean ± sd of every metric per (regime, point, arm), collapsed runs left out and counted."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
-        groups[(r["regime"], tuple(sorted(r["point"].items())), r["arm"])].append(r)
+        groups[(r["regime"], canonical(r["point"]), r["arm"])].append(r)
     rows = []
-    for (regime, point, arm), cells in groups.items():
+    for (regime, _, arm), cells in groups.items():
+        point = cells[0]["point"]
         usable = [c for c in cells if _usable(c)]
         values: dict[str, list[float]] = defaultdict(list)
         for c in usable:
             for k, v in {**c["metrics"], **c["generation"]}.items():
                 if v is not None:
                     values[k].append(v)
-        rows.append({"regime": regime, "point": dict(point), "arm": arm, "kind": cells[0]["kind"], "control": cells[0]["control"],
+        rows.append({"regime": regime, "point": point, "arm": arm, "kind": cells[0]["kind"], "control": cells[0]["control"],
                      "seeds": len(cells), "collapsed": len(cells) - len(usable),
                      "metrics": {k: stats.summary(np.array(v)).__dict__ for k, v in values.items()}})
     return rows

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
-from qaug.params import ParamsError, load_params
+from grid.format import canonical, point_label
+from qaug.params import ParamsError, load_params, section
 
 # The controls (issue: every grid has them unless it says otherwise); "none" is the baseline itself.
 CONTROLS: dict[str, dict[str, Any]] = {
@@ -34,6 +34,8 @@ CONTROLS: dict[str, dict[str, Any]] = {
 REFERENCES = ("none", "duplicates")  # every method is compared with these
 _KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# What a method is paired on: changing it in a method would give that method its own subsample, baseline or error analysis.
+PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum")
 
 
 class GridError(ParamsError):
@@ -59,13 +61,8 @@ class Cell:
     params: dict[str, Any]  # the full params.yaml of this cell
 
     @property
-    def block(self) -> tuple[str, tuple, int]:
-        """Cells of one block share subsample, baseline and error analysis: their differences are paired."""
-        return self.regime, self.point, self.seed
-
-    @property
     def point_label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.point)
+        return point_label(dict(self.point))
 
     @property
     def label(self) -> str:
@@ -73,7 +70,7 @@ class Cell:
 
     @property
     def id(self) -> str:
-        text = json.dumps([self.regime, [list(p) for p in self.point], self.arm.name, self.seed], sort_keys=True, default=str)
+        text = canonical([self.regime, [list(p) for p in self.point], self.arm.name, self.seed])
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{self.regime}-{self.arm.name}-s{self.seed}").strip("-")
         return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
@@ -204,8 +201,10 @@ def _arms(doc: dict, where: str) -> tuple[Arm, ...]:
         if name in CONTROLS:
             raise GridError(f"{where}: methods.{name} has a control's name; controls are added by the 'controls' key")
         overrides = flatten(_mapping(overrides, f"{where}: methods.{name}"))
-        if "seed" in overrides:
-            raise GridError(f"{where}: methods.{name} sets seed; seeds are the grid's 'seeds' axis")
+        paired_on = [k for k in overrides if k.split(".")[0] in PAIRED_ON]
+        if paired_on:
+            raise GridError(f"{where}: methods.{name} sets {', '.join(paired_on)}: a method shares the seed, subsample, baseline, "
+                            "error analysis and backend it is compared on; put such a setting in a regime or a sweep")
         arms.append(Arm(name, "augment", overrides))
     return tuple(arms)
 
@@ -245,16 +244,23 @@ def _sweep(value: Any, where: str) -> dict[str, tuple[Any, ...]]:
 
 
 def _check_cells(spec: GridSpec, where: str) -> None:
-    """Every axis value alone on the base, then every cell: the first error names the axis (or the cell)."""
+    """Every axis value alone on the base, then every cell; every bad key is named, each with the axis that set it."""
+    from tasks.quantum import QuantumParams
     from tasks.stages import check_params
+
+    errors: list[str] = []
 
     def check(raw: dict, what: str) -> None:
         try:
             check_params(raw)
-        except GridError:
-            raise
+            backend = section(QuantumParams, raw, "quantum").backend
+            if backend != "exact":  # the baseline is scored at training time, exactly: a shot-noise delta would not be paired
+                raise ParamsError(f"quantum.backend is {backend!r}; grids compare methods on the exact executor "
+                                  "(compare backends with `qaug show --compare`)")
         except ParamsError as err:
-            raise GridError(f"{where}: {what}: {str(err).removeprefix('params.yaml: ')}") from None
+            message = f"{what}: {str(err).removeprefix('params.yaml: ')}"
+            if message not in errors:
+                errors.append(message)
 
     check(spec.base, "base params")
     for name, overrides in spec.regimes.items():
@@ -264,5 +270,10 @@ def _check_cells(spec: GridSpec, where: str) -> None:
             check(apply(spec.base, {key: v}), f"sweep.{key}={v!r}")
     for arm in spec.arms:
         check(apply(spec.base, arm.overrides), f"methods.{arm.name}" if not arm.control else f"control {arm.name}")
-    for cell in spec.cells():
-        check(cell.params, f"cell {cell.label}")
+    if not errors:  # combinations, once every axis is fine on its own
+        for cell in spec.cells():
+            check(cell.params, f"cell {cell.label}")
+            if len(errors) >= 10:
+                break
+    if errors:
+        raise GridError(f"{where}: " + ("\n  ".join(["", *errors]) if len(errors) > 1 else errors[0]))

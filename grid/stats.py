@@ -37,7 +37,7 @@ class Paired:
     boot_high: float
     p_t: float
     p_wilcoxon: float
-    seeds_for_power: int | None  # seeds for 80 % power at the observed effect; None: no effect to detect
+    seeds_for_power: int | None  # seeds for 80 % power at the observed effect (α = 0.05, before Holm); None: not estimable
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,10 +56,9 @@ def paired(method: np.ndarray, reference: np.ndarray, seed: int = 0) -> Paired:
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
     if n < 2:
         return Paired(n, mean, sd, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, None)
-    if sd <= 1e-12 * max(1.0, abs(mean)):  # every seed moved by the same amount (to rounding): no spread to test against
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # every seed moved by the same amount (to rounding): t is undefined
         mean = 0.0 if abs(mean) < 1e-12 else mean
-        p = 1.0 if mean == 0 else 0.0
-        return Paired(n, mean, 0.0, mean, mean, mean, mean, p, p if mean == 0 else _wilcoxon(d), None if mean == 0 else 2)
+        return Paired(n, mean, 0.0, math.nan, math.nan, math.nan, math.nan, math.nan, _wilcoxon(d), None)
     t = stats.ttest_1samp(d, 0.0)
     low, high = t.confidence_interval(1 - ALPHA)
     boot_low, boot_high = _bootstrap(d, seed)

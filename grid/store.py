@@ -70,12 +70,13 @@ def execute(store: Path, run: StageRun, runs_by_key: dict[str, StageRun]) -> dic
         for rel in inputs:
             (work / rel).unlink()
         record = {"stage": run.stage, "key": run.key, "label": run.label, "summary": summary, "seconds": round(seconds, 2),
-                  "upstream": list(run.upstream), "environment": environment()}
+                  "upstream": list(run.upstream), "worker": {"host": platform.node(), "pid": os.getpid()}, "environment": environment()}
         write_json(work / DONE, record)
         try:
             work.rename(final)
         except OSError:  # another process finished the same run first: keep theirs
             shutil.rmtree(work, ignore_errors=True)
+            return json.loads((final / DONE).read_text())
         return record
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

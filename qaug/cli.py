@@ -172,38 +172,13 @@ def _grid(args: argparse.Namespace) -> int:
 
 
 def _show_grid(args: argparse.Namespace) -> int:
-    """Per regime: the verdicts in words, then the arms' headline metric and paired differences."""
-    from rich.console import Console
-    from rich.table import Table
+    from grid.command import print_summary, show
 
-    from grid.command import show
-    from grid.report import _ci, _p, _pts, headline, verdicts
-
-    out = Path(args.grid)
-    summary = show(out if out.is_dir() or out.parent != Path(".") else Path("grids") / args.grid)
+    summary = show(Path(args.grid))
     if args.json:
         print(json.dumps(summary["comparisons"], indent=2))
-        return 0
-    console = Console()
-    for label, sentences in verdicts(summary):
-        arms = [a for a in summary["arms"] if a["regime"] + (" · " + ", ".join(f"{k}={v}" for k, v in a["point"].items()) if a["point"] else "") == label]
-        metric = headline({m for a in arms for m in a["metrics"]})
-        table = Table(title=f"grid {summary['grid']} · {label} · {metric} (points)")
-        for col in ("arm", "seeds", "mean ± sd", "Δ vs none [95% CI]", "Holm p", "Δ vs duplicates [95% CI]", "Holm p", "verdict vs none"):
-            table.add_column(col, justify="left" if col == "arm" else "right")
-        for a in arms:
-            rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == a["regime"] and r["point"] == a["point"]
-                    and r["arm"] == a["arm"] and r["metric"] == metric}
-            m = a["metrics"].get(metric)
-            none, dup = rows.get("none"), rows.get("duplicates")
-            table.add_row(a["arm"], f"{a['seeds']}" + (f" ({a['collapsed']} collapsed)" if a["collapsed"] else ""),
-                          f"{_pts(m['mean'], False)} ± {_pts(m['sd'], False)}" if m else "—",
-                          f"{_pts(none['mean'])} {_ci(none)}" if none else "", _p(none["p_holm"]) if none else "",
-                          f"{_pts(dup['mean'])} {_ci(dup)}" if dup else "", _p(dup["p_holm"]) if dup else "",
-                          none["verdict"] if none else "")
-        console.print(table)
-        for s in sentences:
-            console.print("• " + s)
+    else:
+        print_summary(summary)
     return 0
 
 

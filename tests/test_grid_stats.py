@@ -44,9 +44,11 @@ def test_bootstrap_interval_is_seeded_and_agrees_with_t_on_normal_data() -> None
 
 def test_degenerate_samples_give_defined_answers() -> None:
     same = paired(np.array([0.9, 0.8, 0.7]), np.array([0.9, 0.8, 0.7]))
-    assert same.mean == 0 and same.p_t == 1.0 and same.p_wilcoxon == 1.0 and same.seeds_for_power is None
-    shifted = paired(np.array([0.9, 0.8, 0.7]), np.array([0.8, 0.7, 0.6]))  # every seed +0.1
-    assert shifted.mean == pytest.approx(0.1) and shifted.t_low == pytest.approx(0.1) and shifted.p_t == 0.0
+    assert same.mean == 0 and math.isnan(same.p_t) and same.p_wilcoxon == 1.0 and same.seeds_for_power is None
+    shifted = paired(np.array([0.9, 0.8]), np.array([0.85, 0.75]))  # every seed +0.05: no spread, so no t test
+    assert shifted.mean == pytest.approx(0.05) and math.isnan(shifted.p_t) and math.isnan(shifted.t_low)
+    assert verdict(shifted.mean, holm([shifted.p_t])[0]) == "no significant difference"
+    assert shifted.p_wilcoxon == pytest.approx(sps.wilcoxon([0.05, 0.05]).pvalue)
     one = paired(np.array([0.9]), np.array([0.8]))
     assert one.n == 1 and math.isnan(one.p_t) and math.isnan(one.t_low)
     empty = paired(np.array([]), np.array([]))

@@ -1,0 +1,42 @@
+"""Speed-up of a grid on N worker processes over 1, the same grid from an empty store, both in this run.
+
+Each run is a fresh `qaug grid` process (Prefect server start, worker spawn and imports
+included, as a user sees it). The two runs must write byte-identical results.csv: more
+workers change the wall time, never the numbers.
+
+Run: python bench/grid_workers.py [--grid bench/speedup.yaml] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(grid: str, workers: int, out: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "qaug.cli", "grid", grid, "--workers", str(workers), "--out", str(out), "--no-progress"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="bench/speedup.yaml")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        one = timed(args.grid, 1, Path(tmp) / "one")
+        many = timed(args.grid, args.workers, Path(tmp) / "many")
+        same = (Path(tmp) / "one/results.csv").read_bytes() == (Path(tmp) / "many/results.csv").read_bytes()
+    print(f"{args.grid}: 1 worker {one:.0f} s, {args.workers} workers {many:.0f} s, speed-up {one / many:.2f}x; "
+          f"results {'identical' if same else 'DIFFER'}")
+    sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()

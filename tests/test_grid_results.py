@@ -1,0 +1,84 @@
+"""grid.results on records made by hand: pairing by seed, collapsed runs left out, Holm per metric, sweeps, rare classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from grid.results import arm_summaries, comparisons, cell_metrics, tidy
+
+
+def record(arm: str, seed: int, accuracy: float, point: dict | None = None, collapsed: bool = False, baseline_collapsed: bool = False) -> dict:
+    return {"cell": f"{arm}-{seed}", "label": f"{arm} · r · seed {seed}", "regime": "r", "point": point or {}, "arm": arm,
+            "kind": "none" if arm == "none" else "augment", "control": arm in ("none", "duplicates"), "seed": seed,
+            "metrics": {"accuracy": accuracy, "macro_f1": accuracy}, "collapsed": collapsed, "baseline_collapsed": baseline_collapsed,
+            "steps": 10, "train_images": 30, "generation": {}}
+
+
+NONE = [0.80, 0.82, 0.78, 0.85, 0.81]
+QGAN = [0.84, 0.83, 0.82, 0.88, 0.86]
+DUP = [0.81, 0.84, 0.79, 0.85, 0.80]
+
+
+def grid_records() -> list[dict]:
+    return ([record("none", s, a) for s, a in enumerate(NONE)] + [record("qgan", s, a) for s, a in enumerate(QGAN)]
+            + [record("duplicates", s, a) for s, a in enumerate(DUP)])
+
+
+def test_methods_are_paired_seed_by_seed_against_none_and_duplicates() -> None:
+    rows = {(r["arm"], r["reference"], r["metric"]): r for r in comparisons(grid_records())}
+    assert set(rows) == {(a, ref, m) for a, ref in [("qgan", "none"), ("duplicates", "none"), ("qgan", "duplicates")]
+                         for m in ("accuracy", "macro_f1")}
+    r = rows[("qgan", "none", "accuracy")]
+    assert r["n"] == 5 and r["mean"] == pytest.approx(np.mean(np.subtract(QGAN, NONE)))
+    assert r["p_t"] == pytest.approx(sps.ttest_rel(QGAN, NONE).pvalue)
+    assert r["method_mean"] == pytest.approx(np.mean(QGAN)) and r["reference_mean"] == pytest.approx(np.mean(NONE))
+
+
+def test_holm_runs_over_every_comparison_of_one_metric() -> None:
+    rows = [r for r in comparisons(grid_records()) if r["metric"] == "accuracy"]
+    p = sorted(r["p_t"] for r in rows)
+    assert sorted(r["p_holm"] for r in rows) == pytest.approx([min(1, 3 * p[0]), max(min(1, 3 * p[0]), min(1, 2 * p[1])),
+                                                               max(min(1, 2 * p[1]), p[2], min(1, 3 * p[0]))])
+    for r in rows:
+        assert r["verdict"] == ("better" if r["p_holm"] < 0.05 and r["mean"] > 0 else "no significant difference")
+
+
+def test_a_collapsed_model_or_baseline_drops_that_seed_from_the_pair() -> None:
+    records = grid_records()
+    for r in records:
+        if (r["arm"], r["seed"]) == ("qgan", 1):
+            r["collapsed"] = True
+        if (r["arm"], r["seed"]) == ("none", 3):
+            r["baseline_collapsed"] = r["collapsed"] = True
+    row = next(r for r in comparisons(records) if (r["arm"], r["reference"], r["metric"]) == ("qgan", "none", "accuracy"))
+    keep = [0, 2, 4]
+    assert row["n"] == 3 and row["excluded_seeds"] == [1, 3]
+    assert row["mean"] == pytest.approx(np.mean([QGAN[s] - NONE[s] for s in keep]))
+    summaries = {s["arm"]: s for s in arm_summaries(records)}
+    assert summaries["qgan"]["collapsed"] == 1 and summaries["qgan"]["metrics"]["accuracy"]["n"] == 4
+    assert summaries["none"]["collapsed"] == 1
+
+
+def test_sweep_points_are_compared_apart_even_with_mapping_values() -> None:
+    a, b = {"ingest.train_per_class": {0: 5, 1: 5}}, {"ingest.train_per_class": {0: 5, 1: 1}}
+    records = [record(arm, s, acc + (0.1 if p is b else 0), point=p) for p in (a, b) for arm, accs in (("none", NONE), ("qgan", QGAN))
+               for s, acc in enumerate(accs)]
+    rows = [r for r in comparisons(records) if r["metric"] == "accuracy"]
+    assert [r["point"] for r in rows] == [a, b] and all(r["n"] == 5 for r in rows)
+    assert len(arm_summaries(records)) == 4
+
+
+def test_rare_recall_only_for_imbalanced_splits_and_averaged_over_tied_rare_classes() -> None:
+    metrics = {"accuracy": 0.8, "macro": {"f1": 0.7}, "per_class": {c: {"recall": r} for c, r in zip("abc", (0.9, 0.6, 0.4))}}
+    assert "rare_recall" not in cell_metrics(metrics, np.array([10, 10, 10]))
+    assert cell_metrics(metrics, np.array([100, 100, 10]))["rare_recall"] == 0.4
+    assert cell_metrics(metrics, np.array([100, 10, 10]))["rare_recall"] == pytest.approx(0.5)
+
+
+def test_tidy_rows_carry_sweep_columns_and_the_collapse_flag() -> None:
+    r = record("qgan", 0, 0.9, point={"filter.tau": 0.6}, baseline_collapsed=True)
+    rows = tidy([r], ["filter.tau"])
+    assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "steps", "train_images"}
+    assert all(row["filter.tau"] == 0.6 and row["collapsed"] is True for row in rows)
