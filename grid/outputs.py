@@ -78,6 +78,7 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
         "reused": dict(Counter(runs[k].stage for k in outcome.reused)),
         "failed": {runs[k].label: err for k, err in outcome.failed.items()},
         "blocked": [runs[k].label for k in outcome.blocked],
+        "unfinished_cells": [c.label for c in cells if c not in finished],  # failed, blocked, or not run yet
         "wall_seconds": round(outcome.seconds, 1),
         "stage_seconds": _seconds(runs, store),
         "collapsed": [{"cell": r["label"], "regime": r["regime"], "point": r["point"], "model": "baseline" if r["baseline_collapsed"] else r["arm"]}

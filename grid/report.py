@@ -43,8 +43,12 @@ def sentence(regime_label: str, arm: str, metric: str, vs_none: dict, vs_dup: di
     """"In <regime>, <arm> changes <metric> by X [CI] points over the baseline (verdict); vs duplicates ..."."""
     what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1"}.get(metric, metric)
     words = {"better": "significantly better than", "worse": "significantly worse than", "no significant difference": "no significant difference from"}
-    text = (f"In {regime_label}, {arm} changes {what} by {pts(vs_none['mean'])} points {ci(vs_none)} over the baseline "
-            f"({words[vs_none['verdict']]} it, Holm p = {pvalue(vs_none['p_holm'])}, {vs_none['n']} seeds)")
+    if vs_none["sd"] == 0:  # every seed moved alike: nothing to test, say what happened
+        same = "gives exactly the baseline's" if vs_none["mean"] == 0 else f"moves by exactly {pts(vs_none['mean'])} points"
+        text = f"In {regime_label}, {arm} {same} {what} on every one of {vs_none['n']} seeds (no spread, no test)"
+    else:
+        text = (f"In {regime_label}, {arm} changes {what} by {pts(vs_none['mean'])} points {ci(vs_none)} over the baseline "
+                f"({words[vs_none['verdict']]} it, Holm p = {pvalue(vs_none['p_holm'])}, {vs_none['n']} seeds)")
     if vs_dup is not None and vs_dup["n"] < 2:
         text += "; against duplicating real images: fewer than 2 usable paired seeds"
     elif vs_dup is not None:
@@ -91,7 +95,11 @@ def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
     left.invert_yaxis()
     d_names = [n for n in names if n in deltas and deltas[n]["n"] >= 2]
     d = [100 * deltas[n]["mean"] for n in d_names]
-    err = [[100 * (deltas[n]["mean"] - deltas[n]["t_low"]) for n in d_names], [100 * (deltas[n]["t_high"] - deltas[n]["mean"]) for n in d_names]]
+    def half(n: str, side: str) -> float:  # no interval when every seed moved alike (no spread): a bare point
+        bound = deltas[n][f"t_{side}"]
+        return 0.0 if bound is None else 100 * abs(bound - deltas[n]["mean"])
+
+    err = [[half(n, "low") for n in d_names], [half(n, "high") for n in d_names]]
     colours = ["#080" if deltas[n]["verdict"] == "better" else "#b00" if deltas[n]["verdict"] == "worse" else "#888" for n in d_names]
     for i, n in enumerate(d_names):
         right.errorbar([d[i]], [n], xerr=[[err[0][i]], [err[1][i]]], fmt="none", ecolor=colours[i], capsize=3)
@@ -106,8 +114,17 @@ def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
     return f'<img alt="{html.escape(metric)} per arm" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _embed_png(path: Path) -> str:
-    return f"data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"
+def _embed_png(path: Path, width: int = 480) -> str:
+    """A sample grid shrunk to ``width`` pixels (the stage's PNG is print-sized; the report stays a few MB)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.width > width:
+            im = im.resize((width, round(im.height * width / im.width)), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True)
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
 def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
@@ -138,6 +155,9 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     parts.append("<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds (all runs)</th><th>runs</th></tr>" +
                  "".join(f"<tr><td>{e(s)}</td><td>{v:.0f}</td><td>{summary['stage_runs'].get(s, 0)}</td></tr>" for s, v in summary["stage_seconds"].items()) +
                  "</table>")
+    if summary["unfinished_cells"]:
+        parts.append(f"<details><summary>{len(summary['unfinished_cells'])} unfinished cells (failed, blocked by a failure, or not run yet)"
+                     "</summary><ul>" + "".join(f"<li>{e(c)}</li>" for c in summary["unfinished_cells"]) + "</ul></details>")
     if summary["failed"] or summary["blocked"]:
         parts.append("<h2>Failed stage runs</h2><ul>" + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in summary["failed"].items()) +
                      "".join(f"<li>{e(k)}: not run (an input failed)</li>" for k in summary["blocked"]) + "</ul>")
@@ -197,15 +217,36 @@ def _comparison_table(rows: list[dict]) -> str:
     return "".join(out) + "</table></details>"
 
 
+def markdown(summary: dict) -> str:
+    """Per regime: the headline metric's table (percentage points) and the verdicts, as Markdown (README, Prefect artifact)."""
+    lines = []
+    for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
+        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
+        metric = headline({m for a in arms for m in a["metrics"]})
+        lines += [f"**{label}** ({metric}, percentage points; 95 % t CIs; Holm-adjusted p)", "",
+                  "| arm | seeds (collapsed) | mean ± sd | Δ vs none | Holm p | Δ vs duplicates | Holm p | label fidelity |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for a in arms:
+            rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
+                    and r["arm"] == a["arm"] and r["metric"] == metric}
+            m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
+            fidelity = a["metrics"].get("label_fidelity")
+            lines.append("| " + " | ".join([
+                a["arm"], f"{a['seeds']} ({a['collapsed']})", f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
+                f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
+                f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
+                f"{fidelity['mean']:.3f}" if fidelity else "—"]) + " |")
+        lines += ["", *[f"- {s}" for s in sentences], ""]
+    return "\n".join(lines)
+
+
 def publish(spec: GridSpec, summary: dict, out: Path) -> None:
     """The verdicts and the headline comparisons on the flow run's Artifacts tab."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     key = artifact_key("grid", spec.name)
-    lines = [f"# qaug grid {spec.name}", f"{summary['cells_finished']}/{summary['cells']} cells; report: `{out / 'report.html'}`", ""]
-    for label, sentences in verdicts(summary):
-        lines += [f"## {label}", *[f"- {s}" for s in sentences], ""]
-    create_markdown_artifact(key=f"{key}-verdicts", markdown="\n".join(lines), description=f"grid {spec.name}: verdicts")
+    head = f"# qaug grid {spec.name}\n\n{summary['cells_finished']}/{summary['cells']} cells; report: `{out / 'report.html'}`\n\n"
+    create_markdown_artifact(key=f"{key}-verdicts", markdown=head + markdown(summary), description=f"grid {spec.name}: verdicts")
     table = [{k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in r.items() if k not in ("excluded_seeds",)}
              | {"point": point_label(r["point"])}
              for r in summary["comparisons"] if r["metric"] in ("accuracy", "macro_f1", "rare_recall")]

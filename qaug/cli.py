@@ -177,6 +177,10 @@ def _show_grid(args: argparse.Namespace) -> int:
     summary = show(Path(args.grid))
     if args.json:
         print(json.dumps(summary["comparisons"], indent=2))
+    elif getattr(args, "markdown", False):
+        from grid.report import markdown
+
+        print(markdown(summary))
     else:
         print_summary(summary)
     return 0
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--compare", nargs="+", metavar="RUN",
                       help="put runs side by side: DVC experiment names, git revisions or 'workspace' (backend, label fidelity, accuracy deltas)")
     show.add_argument("--grid", metavar="NAME", help="a comparison grid's verdicts and paired differences (grids/NAME or a folder)")
+    show.add_argument("--markdown", action="store_true", help="with --grid: the tables and verdicts as Markdown")
     show.set_defaults(func=_show)
 
     grid = sub.add_parser("grid", help="run or resume a comparison grid: methods × controls × regimes × seeds, paired statistics, HTML report")

@@ -145,13 +145,17 @@ def read_csv(path: Path) -> list[dict]:
 def quick(prefect_api, tmp_path_factory) -> tuple[Path, dict]:
     """grids/quick.yaml end to end on two local worker processes (what CI runs)."""
     out = tmp_path_factory.mktemp("quick")
+    return out, run_quick(out, workers=2)
+
+
+def run_quick(out: Path, workers: int) -> dict:
+    """From the project folder, as a user runs it (the grid's base is params.yaml there)."""
     cwd = os.getcwd()
     os.chdir(PROJECT)
     try:
-        result = command.run(Path("grids/quick.yaml"), out, "process", 2, None, progress=False)
+        return command.run(Path("grids/quick.yaml"), out, "process", workers, None, progress=False)
     finally:
         os.chdir(cwd)
-    return out, result
 
 
 def test_quick_grid_runs_every_cell_and_trains_each_baseline_once(quick) -> None:
@@ -242,7 +246,7 @@ def test_progress_and_verdicts_reach_prefect(quick) -> None:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["quick"])))
     by_key = {a.key: a for a in artifacts}
     assert by_key["grid-quick-progress"].data == 100.0
-    assert "over the baseline" in by_key["grid-quick-verdicts"].data
+    assert "over the baseline" in by_key["grid-quick-verdicts"].data and "| arm | seeds (collapsed) |" in by_key["grid-quick-verdicts"].data
     assert runs and all(r.state.is_completed() for r in runs)
     names = {t.name for t in tasks}
     assert "train_baseline · tiny · seed 0" in names and "evaluate · qgan · tiny · seed 1" in names
@@ -272,12 +276,7 @@ def test_a_cell_reproduces_the_pipeline_run_with_the_same_params(quick, tmp_path
 def test_a_finished_grid_reruns_nothing(quick) -> None:
     out, _ = quick
     before = (out / "results.csv").read_bytes()
-    cwd = os.getcwd()
-    os.chdir(PROJECT)
-    try:
-        result = command.run(Path("grids/quick.yaml"), out, "process", 1, None, progress=False)
-    finally:
-        os.chdir(cwd)
+    result = run_quick(out, workers=1)
     assert result["executed"] == {} and sum(result["reused"].values()) == 78
     assert (out / "results.csv").read_bytes() == before
     assert status(PROJECT / "grids/quick.yaml", out)["cells_done"] == 16
@@ -379,3 +378,4 @@ def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     page = (out / "report.html").read_text()
     assert "Failed stage runs" in page and "evaluate · mosaiq · tiny · seed 0: not run (an input failed)" in page
     assert not any("mosaiq" in p.name for p in (out / "cells").glob("*.json"))
+    assert sorted(summary["unfinished_cells"]) == ["mosaiq · tiny · seed 0", "mosaiq · tiny · seed 1"]
