@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from grid.format import canonical, point_label
-from qaug.params import ParamsError, load_params, section
+from qaug.params import ParamsError, load_params, read_mapping, section
 
 # The controls (issue: every grid has them unless it says otherwise); "none" is the baseline itself.
 CONTROLS: dict[str, dict[str, Any]] = {
@@ -135,15 +133,8 @@ def apply(base: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:
 def load_grid(path: str | Path, root: Path = Path(".")) -> GridSpec:
     """Read and validate a grid file: every cell's params are checked as ``qaug run`` would check them."""
     path = Path(path)
-    if not path.is_file():
-        raise GridError(f"{path} not found (grid files live in grids/, e.g. grids/quick.yaml)")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise GridError(f"{path} is not valid YAML: {err}") from None
+    doc = read_mapping(path, "grid files live in grids/, e.g. grids/quick.yaml", GridError)
     where = str(path)
-    if not isinstance(doc, dict):
-        raise GridError(f"{where}: must be a mapping with methods, regimes, seeds, ...")
     unknown = sorted(set(doc) - _KEYS)
     if unknown:
         raise GridError(f"{where}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(sorted(_KEYS))})")

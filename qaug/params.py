@@ -23,15 +23,20 @@ class ParamsError(ValueError):
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    return read_mapping(path, "run qaug from the project root (where params.yaml is) or pass --params")
+
+
+def read_mapping(path: str | Path, where_to_look: str, error: type[ParamsError] = ParamsError) -> dict[str, Any]:
+    """A YAML file holding a mapping (params.yaml, a grid file); ``error`` names the file and what is wrong."""
     path = Path(path)
-    if not path.exists():
-        raise ParamsError(f"{path} not found: run qaug from the project root (where params.yaml is) or pass --params")
+    if not path.is_file():
+        raise error(f"{path} not found: {where_to_look}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+        raise error(f"{path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
+        raise error(f"{path} must be a mapping, got {type(raw).__name__}")
     return raw
 
 
