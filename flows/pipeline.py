@@ -8,14 +8,15 @@ from prefect import flow
 
 from flows.steps import publish_report, run_stage
 from qaug.params import load_params
-from tasks.stages import STAGES, check_params
+from tasks.preflight import check
+from tasks.stages import STAGES
 
 
 @flow(name="qaug-pipeline")
 def augmentation_pipeline(params_path: str = "params.yaml", root: str = ".") -> dict:
     """Run every stage in order with the params file; returns each stage's summary."""
     raw = load_params(Path(root) / params_path)
-    check_params(raw)
+    check(raw)  # data, classes and backend, before any stage writes (stages read data relative to this process)
     summaries = {stage.name: run_stage(stage.name, raw, root) for stage in STAGES}
     publish_report(root)
     return summaries

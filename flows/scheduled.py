@@ -15,19 +15,28 @@ from prefect import flow, serve as prefect_serve, task
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.steps import publish_report
+from qaug.params import load_params
 from qaug.repro import dvc_repro
+from tasks.preflight import RESTORE_HINT, check
+
+
+@task(task_run_name="pre-flight check")
+def preflight(root: str) -> None:
+    """Params, data, classes and backend, before dvc repro deletes any stage's outputs."""
+    check(load_params(Path(root) / "params.yaml"), Path(root))
 
 
 @task(task_run_name="dvc repro")
 def reproduce(root: str, force: bool) -> None:
     code = dvc_repro(force=force, root=Path(root))
     if code != 0:
-        raise RuntimeError(f"dvc repro failed with exit code {code}; see the log above")
+        raise RuntimeError(f"dvc repro failed with exit code {code}; see the log above. {RESTORE_HINT}")
 
 
 @flow(name="qaug-dvc-repro")
 def scheduled_repro(root: str = ".", force: bool = False) -> None:
-    """Bring every stage up to date, then publish the report artifacts."""
+    """Check the inputs, bring every stage up to date, then publish the report artifacts."""
+    preflight(root)
     reproduce(root, force)
     publish_report(root)
 

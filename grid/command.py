@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from grid.format import canonical
 from grid.spec import GridError
 
 
@@ -54,8 +55,11 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     from grid.engine import grid_flow, task_runner
     from grid.outputs import load_plan
     from grid.store import clean_partial
+    from tasks.preflight import check_data
 
     spec, cells, runs, _ = load_plan(grid_file)  # bad grid files fail here
+    for raw in {canonical(c.params.get("ingest")): c.params for c in cells}.values():
+        check_data(raw)  # each regime's data and classes, before any work
     with exclusive(out), one_prefect_api():
         removed = clean_partial(out / "store")
         if removed:

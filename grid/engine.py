@@ -9,7 +9,6 @@ slower as soon as another process is busy on the machine.
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 from dataclasses import dataclass, field
@@ -21,15 +20,14 @@ from prefect.cache_policies import NO_CACHE
 
 from grid.plan import StageRun
 from grid.store import execute, is_done
+from qaug.reproducible import pin
 
 Engine = Literal["process", "dask", "ray"]
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def pin_threads() -> None:
-    """One intra-op thread in this process (workers inherit the variables, torch is told directly)."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"
+    """qaug's reproducibility pins, and one intra-op thread in any case (workers inherit the variables)."""
+    pin()
     import torch
 
     torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qaug.io import load_image_set, write_json
+from qaug.io import load_image_set, write_metrics
 from qaug.params import section, seed_of
 from tasks.classifier import BaselineParams, fit, score, training_summary
 from tasks.layout import dep, out, rooted
@@ -38,7 +38,7 @@ def run(params: BaselineParams, augment: AugmentParams, seed: int, paths: EqualS
     result = fit(longer, seed, train)
     metrics = score(result.model, test)
     metrics["training"] = training_summary(result, len(train), longer, seed) | {"target_steps": target}
-    write_json(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics)
     return {"accuracy": metrics["accuracy"], "steps": metrics["training"]["steps"], "target_steps": target}
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from grid.plan import StageRun, plan
 from grid.results import arm_summaries, cell_record, comparisons, tidy
 from grid.spec import Cell, GridSpec, load_grid
-from grid.store import DONE, environment, is_done, run_dir
+from grid.store import DONE, is_done, run_dir
+from qaug.reproducible import environment
 from qaug.io import write_bytes, write_csv, write_json
 
 COMPARISON_COLUMNS = ("regime", "point", "arm", "reference", "metric", "n", "method_mean", "reference_mean", "mean", "sd",

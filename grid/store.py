@@ -19,6 +19,7 @@ from pathlib import Path
 
 from grid.plan import ALL_STAGES, StageRun, producers
 from qaug.io import write_json
+from qaug.reproducible import environment
 from tasks.layout import files, rooted
 
 DONE = "run.json"
@@ -86,14 +87,3 @@ def execute(store: Path, run: StageRun, runs_by_key: dict[str, StageRun]) -> dic
 def outputs(store: Path, run: StageRun) -> object:
     """The run's output paths (the stage's paths dataclass rooted at its folder)."""
     return rooted(ALL_STAGES[run.stage].paths_object(), run_dir(store, run.stage, run.key))
-
-
-def environment() -> dict:
-    """What a run's numbers depend on besides params and code: threads, CPU, versions."""
-    import numpy
-    import qiskit
-    import torch
-
-    return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "qiskit": qiskit.__version__}

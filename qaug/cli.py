@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from qaug import __version__
+from qaug.reproducible import pin
 from qaug.settings import configure
 
 
@@ -47,14 +48,22 @@ def _stage(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from qaug.params import load_params
-    from qaug.repro import dvc_repro
-    from tasks.stages import check_params
+    import yaml
 
-    check_params(load_params("params.yaml"))  # dvc repro reads params.yaml; fail here, before any stage
+    from qaug.repro import committed_lock, dvc_repro, lock_difference
+    from tasks.preflight import RESTORE_HINT, check
+    from tasks.stages import NAMES
+
+    check(load_params("params.yaml"))  # data, classes, backend: fail here, before dvc repro deletes any output
     code = dvc_repro(force=args.force)
-    if code == 0:
-        _show(argparse.Namespace(json=False))
-    return code
+    if code != 0:
+        print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
+        return 1
+    _show(argparse.Namespace(json=False))
+    committed = committed_lock()
+    if committed is not None and Path("dvc.lock").is_file():
+        print(lock_difference(committed, yaml.safe_load(Path("dvc.lock").read_text()), list(NAMES)))
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -285,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     configure()
+    pin()  # threads and CPU code paths, before anything imports torch
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from qaug.checks import DataCheckError
     from qaug.io import InputError
@@ -294,8 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError) as err:
-        print(f"qaug {args.command}: {err}", file=sys.stderr)
+        print(f"qaug {args.command}: {err}{_rewrite_hint(err)}", file=sys.stderr)
         return 2
+
+
+def _rewrite_hint(err: Exception) -> str:
+    """For a damaged input file: which stage writes it and how to get it back."""
+    from qaug.io import InputError
+    from tasks.stages import writer
+
+    stage = writer(err.path) if isinstance(err, InputError) and err.path else None
+    if stage is None:
+        return ""
+    return f"\n  {err.path} is written by stage {stage}: `dvc checkout {err.path}` restores the cached version, `dvc repro -f -s {stage}` rewrites it"
 
 
 if __name__ == "__main__":

@@ -31,7 +31,16 @@ os.umask(_UMASK)
 
 
 class InputError(ValueError):
-    """A stage's input files are missing pieces or disagree with each other (the message says which)."""
+    """A stage's input files are missing pieces, damaged or disagree with each other (the message says which).
+
+    ``path`` is the file at fault, when there is one: the CLI adds which stage writes it."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+    def __reduce__(self):  # picklable with its path (grid workers send errors across processes)
+        return type(self), (self.args[0], self.path)
 
 
 @contextmanager
@@ -50,6 +59,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def remove_leftovers(targets: Sequence[str | os.PathLike]) -> list[Path]:
+    """Delete the temporaries a killed writer of ``targets`` left (a kill inside :func:`atomic_path`
+    leaves ``.<name>.<random>.tmp`` next to the intact target); returns what was removed."""
+    removed = []
+    for target in map(Path, targets):
+        for tmp in target.parent.glob(f".{target.name}.*.tmp") if target.parent.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -64,8 +84,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_bytes(path, (text + "\n").encode())
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+def write_metrics(path: str | os.PathLike, metrics: dict) -> Path:
+    """A metrics file, with what its numbers depend on besides params, data and code (threads, CPU code paths,
+    versions, device: see qaug/reproducible.py)."""
+    from qaug.reproducible import environment
+
+    return write_json(path, {**metrics, "environment": environment()})
+
+
+def read_json(path: str | os.PathLike, *keys: str) -> Any:
+    """The JSON in ``path``; InputError when it is not JSON or (an object) lacks one of ``keys``."""
+    try:
+        obj = json.loads(_existing(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({err}); it is damaged or truncated", path) from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise InputError(f"{path} has no {', '.join(map(repr, missing))} entry; it was written by another version or damaged", path)
+    return obj
 
 
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
@@ -94,9 +130,21 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(_existing(path), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+def load_arrays(path: str | os.PathLike, *required: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, each float array finite; InputError naming the file when it is damaged,
+    lacks one of ``required`` or holds NaN/inf."""
+    try:
+        with np.load(_existing(path), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it is damaged or truncated", path) from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise InputError(f"{path} has no {', '.join(map(repr, missing))} array (it has {', '.join(sorted(arrays)) or 'none'})", path)
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise InputError(f"{path}: array {name!r} holds NaN or infinite values", path)
+    return arrays
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -105,13 +153,36 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-def load_torch(path: str | os.PathLike) -> Any:
-    return torch.load(_existing(path), map_location="cpu", weights_only=True)
+def load_torch(path: str | os.PathLike, *keys: str) -> dict[str, Any]:
+    """A checkpoint dict (tensors and plain data only); InputError when it is damaged or lacks one of ``keys``."""
+    try:
+        obj = torch.load(_existing(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
+        raise InputError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it is damaged or truncated", path) from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise InputError(f"{path} is not the checkpoint expected here (no {', '.join(map(repr, missing))} entry)", path)
+    return obj
 
 
 def load_image_set(path: str | os.PathLike) -> ImageSet:
-    """An image set written by a stage (images, labels, classes; extra arrays ignored)."""
+    """An image set written by a stage (images, labels, classes; extra arrays ignored), checked: images
+    (n, C, H, W) in [0, 1], one integer label per image, each a valid class index."""
     from qaug.data import ImageSet
 
-    data = load_arrays(path)
-    return ImageSet(data["images"], data["labels"], tuple(data["classes"].tolist()))
+    data = load_arrays(path, "images", "labels", "classes")
+    images, labels, classes = data["images"], data["labels"], data["classes"]
+    problem = (
+        f"images have shape {images.shape}, not (n, C, H, W)" if images.ndim != 4 else
+        f"images are {images.dtype}, not floats" if images.dtype.kind != "f" else
+        "images lie outside [0, 1]" if images.size and (images.min() < 0 or images.max() > 1) else
+        f"labels have shape {labels.shape} for {len(images)} images" if labels.shape != (len(images),) else
+        f"labels are {labels.dtype}, not integers" if labels.dtype.kind not in "iu" else
+        f"labels outside 0..{len(classes) - 1}" if labels.size and (labels.min() < 0 or labels.max() >= len(classes)) else
+        None
+    )
+    if problem:
+        raise InputError(f"{path}: {problem}", path)
+    return ImageSet(images, labels, tuple(classes.tolist()))

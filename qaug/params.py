@@ -73,7 +73,14 @@ def _build(cls: type[T], data: Any, where: str) -> T:
         try:
             check()
         except ParamsError as err:
-            raise ParamsError(f"params.yaml: {where}.{err}") from None
+            message = str(err)
+            if "got " not in message and hasattr(err, "field"):
+                try:
+                    value = _value_at(obj, err.field)
+                    message += f", got {list(value) if isinstance(value, tuple) else value!r}"  # a YAML list
+                except LookupError:
+                    pass
+            raise ParamsError(f"params.yaml: {where}.{message}") from None
     return obj
 
 
@@ -131,9 +138,27 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 
 
 def require(condition: bool, field: str, message: str) -> None:
-    """Raise a ParamsError for ``field`` (relative to its section) unless ``condition``."""
+    """Raise a ParamsError for ``field`` (relative to its section) unless ``condition``; the section's
+    parser adds the offending value."""
     if not condition:
-        raise ParamsError(f"{field} {message}")
+        err = ParamsError(f"{field} {message}")
+        err.field = field  # type: ignore[attr-defined]
+        raise err
+
+
+def _value_at(obj: Any, dotted: str) -> Any:
+    """``obj.a.b`` (attributes or mapping keys, compared as text); raises LookupError when absent."""
+    for part in dotted.split("."):
+        if isinstance(obj, dict):
+            match = [v for k, v in obj.items() if str(k) == part]
+            if not match:
+                raise LookupError(dotted)
+            obj = match[0]
+        elif hasattr(obj, part):
+            obj = getattr(obj, part)
+        else:
+            raise LookupError(dotted)
+    return obj
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -11,6 +11,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+
+def committed_lock(root: Path = Path(".")) -> dict | None:
+    """``dvc.lock`` as the checked-out commit has it (None outside git or without one)."""
+    proc = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=root, capture_output=True, text=True)
+    return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+
+
+def lock_difference(committed: dict, current: dict, order: list[str]) -> str:
+    """Whether this run reproduced the commit's outputs: the first stage (in ``order``) whose inputs or
+    outputs differ between the two dvc.lock files, in words."""
+    def entries(lock: dict, stage: str, kind: str) -> dict:
+        spec = lock.get("stages", {}).get(stage, {})
+        if kind == "params":
+            return spec.get("params", {})
+        return {e["path"]: e.get("md5") for e in spec.get(kind, [])}
+
+    for stage in order:
+        changed = [k for k in ("deps", "params") if entries(committed, stage, k) != entries(current, stage, k)]
+        if changed:
+            return f"not comparable with the committed dvc.lock: stage {stage}'s {' and '.join(changed)} changed since the commit"
+        outs = entries(current, stage, "outs")
+        differ = sorted(p for p, h in entries(committed, stage, "outs").items() if outs.get(p) != h)
+        if differ:
+            return f"differs from the committed dvc.lock at stage {stage}: {', '.join(differ)}"
+    return "reproduced: every output has the committed dvc.lock's hash"
+
 
 def dvc_repro(force: bool = False, root: Path = Path(".")) -> int:
     """Run ``dvc repro`` in ``root``; returns its exit code."""

@@ -137,6 +137,25 @@ def normalise_weights(class_weights: Sequence[float] | None, num_classes: int) -
     return w * num_classes / w.sum()
 
 
+def same_class_fakes(fake: torch.Tensor, real_labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    """For each real image, a generated image of its own class (``fake`` holds ``per_class`` images of each
+    class in class order): WGAN-GP's interpolates then lie between images of one class."""
+    index = torch.arange(len(real_labels)) % per_class
+    return fake.view(-1, per_class, *fake.shape[1:])[real_labels, index]
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: torch.Tensor, real: torch.Tensor,
+                       r1_gamma: float) -> torch.Tensor:
+    """Non-saturating GAN loss (BCE, real → 1, fake → 0, fake terms weighted per class) plus
+    γ/2·E‖∇ₓD(x)‖² at the real images (R1, Mescheder et al. 2018; ``real`` must require grad when γ > 0)."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    loss = (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake), weight=fake_weight)) / 2
+    if r1_gamma > 0:
+        (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+        loss = loss + r1_gamma / 2 * grad.flatten(1).pow(2).sum(1).mean()
+    return loss
+
+
 def train_gan(
     model: GAN,
     images: np.ndarray,
@@ -181,18 +200,15 @@ def train_gan(
             with torch.set_grad_enabled(k == d_steps - 1):  # the last batch also trains the generator
                 fake = model.generator(model.generator.sample_noise(B, gen)).flatten(0, 1)  # (C·B, ...)
             if wgan:
-                same_class = fake.view(C, B, *fake.shape[1:])[real_labels, torch.arange(len(real)) % B]
-                penalty = gradient_penalty(lambda v: model.discriminator(v, real_labels), real, same_class, gen)
+                penalty = gradient_penalty(lambda v: model.discriminator(v, real_labels), real,
+                                           same_class_fakes(fake, real_labels, B), gen)
                 loss_d = critic_loss(model.discriminator(real, real_labels), model.discriminator(fake.detach(), fake_labels),
                                      penalty, cfg.gp_lambda, per_sample)
             else:
                 real.requires_grad_(cfg.r1_gamma > 0)
                 d_real = model.discriminator(real, real_labels)
                 d_fake = model.discriminator(fake.detach(), fake_labels)
-                loss_d = (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake), weight=per_sample)) / 2
-                if cfg.r1_gamma > 0:
-                    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-                    loss_d = loss_d + cfg.r1_gamma / 2 * grad.flatten(1).pow(2).sum(1).mean()
+                loss_d = discriminator_loss(d_real, d_fake, per_sample, real, cfg.r1_gamma)
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()

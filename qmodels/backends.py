@@ -67,14 +67,19 @@ def make_backend(spec: BackendSpec, seed_simulator: int | None = None):
 
         return AerSimulator(seed_simulator=seed_simulator)
     if spec.kind == "fake":
-        from qiskit_ibm_runtime import fake_provider
-
-        fake = getattr(fake_provider, spec.name or "", None)
-        if fake is None or not isinstance(fake, type):
-            known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))[:8]
-            raise ValueError(f"fake backend {spec.name!r} does not exist in qiskit_ibm_runtime.fake_provider (e.g. {', '.join(known)}, FakeBrisbane)")
-        return fake()
+        return fake_device(spec.name or "")()
     return _ibm_service(spec.name or "").backend(spec.name)
+
+
+def fake_device(name: str) -> type:
+    """The class of qiskit-ibm-runtime's fake device ``name``; ValueError naming some that exist."""
+    from qiskit_ibm_runtime import fake_provider
+
+    fake = getattr(fake_provider, name, None)
+    if not (isinstance(fake, type) and name.startswith("Fake")):
+        known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))[:8]
+        raise ValueError(f"fake backend {name!r} does not exist in qiskit_ibm_runtime.fake_provider (e.g. {', '.join(known)}, FakeBrisbane)")
+    return fake
 
 
 def connect(spec: BackendSpec, seed_simulator: int | None = None, mode: Mode = "batch") -> Runtime | None:
@@ -94,10 +99,17 @@ def _ibm_service(name: str):
     try:
         return QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
     except Exception as err:  # the service raises several account errors; none may leak a token
+        problem = ("IBM Quantum refused the token in QISKIT_IBM_TOKEN" if token else
+                   "needs an IBM Quantum account: set QISKIT_IBM_TOKEN or save one with QiskitRuntimeService.save_account")
         raise BackendError(
-            f"ibm:{name} needs IBM Quantum credentials (QISKIT_IBM_TOKEN or a saved QiskitRuntimeService account): "
-            f"{type(err).__name__}. Without an account use fake:FakeBrisbane (device noise) or aer."
+            f"ibm:{name}: {problem} ({type(err).__name__}: {redact(str(err), token)}); "
+            "without an account use fake:FakeBrisbane (device noise) or aer"
         ) from None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced, for messages that reach logs."""
+    return text.replace(secret, "***") if secret else text
 
 
 def fingerprint(circuit) -> str:

@@ -43,7 +43,8 @@ from qmodels.gates import Dense, Monomial, Rotation, UnsupportedGateError, class
 from qmodels.kernels import kron_matrices, kron_vectors, probabilities, rotation_matrices
 
 Fusion = Literal["auto", "always", "never"]
-_SKIPPED = frozenset({"barrier", "delay", "id"})
+# no effect on any probability or expectation value (a global phase included)
+_SKIPPED = frozenset({"barrier", "delay", "id", "global_phase"})
 _BLOCK_QUBITS = 5  # largest Kronecker block applied as one matmul (2**5 × 2**5)
 _MAX_FUSED_QUBITS = 6
 
@@ -152,6 +153,7 @@ class StatevectorExecutor(torch.nn.Module):
         layers: list[tuple[bool, list[list[tuple[str, int]]]]] = []  # (batched, refs per qubit)
         program: list[_Layer | _Local | _Perm] = []
         real = True
+        used: set[int] = set()  # parameter indices that some gate's angle depends on
         for pos, instruction in enumerate(circuit.data):
             op = instruction.operation
             qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
@@ -180,6 +182,7 @@ class StatevectorExecutor(torch.nn.Module):
                 continue
             if isinstance(kind, Rotation):
                 coeffs, bias = _affine(symbolic[0], index, op.name)
+                used.update(k for k, v in coeffs.items() if v != 0.0)
                 batched = any(k < self.num_inputs and v != 0.0 for k, v in coeffs.items())
                 tag = f"{'b' if batched else 's'}{d}"
                 rows[tag].append(({k: v * kind.scale for k, v in coeffs.items()}, bias * kind.scale))
@@ -209,6 +212,10 @@ class StatevectorExecutor(torch.nn.Module):
                 layers[-1] = (True, refs)
                 program[-1] = _Layer(len(layers) - 1, True)
 
+        idle = [p.name for k, p in enumerate(weights, self.num_inputs) if k not in used]
+        if idle:
+            # their gradient would be missing (no weight used at all: backward() fails obscurely)
+            raise ValueError(f"weights {idle} change no gate of circuit {circuit.name!r}; drop them from `weights`")
         self.is_real = real
         self.real_dtype = torch.float64 if precision == "double" else torch.float32
         self.dtype = self.real_dtype if real else (torch.complex128 if precision == "double" else torch.complex64)
@@ -502,10 +509,15 @@ def collect_matrix(n: int, output: Probabilities) -> np.ndarray | None:
     post = dict(output.postselect)
     for q in list(kept) + list(post):
         if not 0 <= q < n:
-            raise ValueError(f"readout qubit {q} is out of range for a {n}-qubit circuit")
+            raise ValueError(f"readout {output}: qubit {q} is out of range for a {n}-qubit circuit")
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"readout {output}: a qubit is measured twice")
     if set(post) - set(kept) or any(v not in (0, 1) for v in post.values()):
-        raise ValueError("postselect must map measured qubits to 0 or 1")
+        raise ValueError(f"readout {output}: postselect must map measured qubits to 0 or 1")
     data = [q for q in kept if q not in post]
+    if not data:
+        raise ValueError(f"readout {output} leaves no data qubit to read (every measured qubit is post-selected, "
+                         "or none is measured); measure at least one qubit that is not post-selected")
     if data == list(range(n)):
         return None
     i = np.arange(N)
@@ -531,8 +543,9 @@ class _Readout(torch.nn.Module):
             m = collect_matrix(n, output)
             self.register_buffer("collect", None if m is None else torch.as_tensor(m, dtype=rdtype), persistent=False)
         else:
+            if not output.observables:
+                raise ValueError("readout Expectations(observables=()) reads nothing; give at least one observable")
             self.kind = "expval"
-            self.terms = []
             groups: dict[int, np.ndarray] = {}
             for o, obs in enumerate(output.observables):
                 obs = SparsePauliOp(obs)

@@ -15,14 +15,15 @@ Local matrices use Qiskit's order: local index = bit(qargs[0]) + 2·bit(qargs[1]
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from qiskit.circuit import Gate
+from qiskit.circuit import ControlledGate, Gate
+from qiskit.circuit.exceptions import CircuitError
+from qiskit.quantum_info import Operator
 
 SUPPORTED_HINT = (
     "supported: fixed 1-/2-qubit gates (h, x, y, z, s, sdg, t, tdg, sx, cx, cz, swap, ...) and "
-    "one-angle rotations (rx, ry, rz, p, crx, cry, crz, cp, rxx, ryy, rzz, rzx); "
+    "one-angle rotations (rx, ry, rz, p, crx, cry, crz, cp, rxx, ryy, rzz, rzx; open controls too); "
     "transpile other circuits first, e.g. transpile(qc, basis_gates=['rx', 'ry', 'rz', 'cx'])"
 )
 
@@ -53,11 +54,19 @@ class Rotation:
 _PROBES = (0.3711, -1.234, 2.71828, 5.5)
 
 
+def _unitary(gate: Gate) -> np.ndarray:
+    """The gate's matrix: its own ``to_matrix`` (fast), else from its definition (e.g. ``mcphase``)."""
+    try:
+        return np.asarray(gate.to_matrix(), dtype=complex)
+    except CircuitError:
+        return np.asarray(Operator(gate).data, dtype=complex)
+
+
 def _matrix(gate: Gate, angle: float | None = None) -> np.ndarray:
     g = gate.copy()
     if angle is not None:
         g.params = [angle]
-    return np.asarray(g.to_matrix(), dtype=complex)
+    return _unitary(g)
 
 
 def _fit_rotation(gate: Gate) -> Rotation | None:
@@ -84,24 +93,36 @@ def _as_monomial(m: np.ndarray) -> Monomial | None:
 def classify(gate: Gate, numeric_params: bool) -> Monomial | Dense | Rotation:
     """Classify ``gate``; ``numeric_params`` means its parameters are plain numbers."""
     name, nq, npar = gate.name, gate.num_qubits, len(gate.params)
+    if nq == 0:
+        raise UnsupportedGateError(f"gate {name!r} acts on no qubit; {SUPPORTED_HINT}")
     if nq > 2:
         raise UnsupportedGateError(f"gate {name!r} acts on {nq} qubits; {SUPPORTED_HINT}")
     if npar == 0 or numeric_params:
         try:
-            m = np.asarray(gate.to_matrix(), dtype=complex)
+            m = _unitary(gate)
         except Exception as exc:  # noqa: BLE001 - qiskit raises several types here
             raise UnsupportedGateError(f"gate {name!r} has no matrix ({exc}); {SUPPORTED_HINT}") from exc
         return _as_monomial(m) or Dense(m)
     if npar > 1:
         raise UnsupportedGateError(f"gate {name!r} has {npar} parameters; {SUPPORTED_HINT}")
-    if type(gate) is not Gate:  # a library gate: its matrix depends on its class alone
-        return _library_rotation(type(gate))
-    return _rotation(gate)
+    key = _family(gate)
+    if key is None:
+        return _rotation(gate)
+    if key not in _FAMILIES:
+        _FAMILIES[key] = _rotation(gate)
+    return _FAMILIES[key]
 
 
-@lru_cache(maxsize=None)
-def _library_rotation(cls: type) -> Rotation:
-    return _rotation(cls(0.0))
+_FAMILIES: dict[tuple, Rotation] = {}
+
+
+def _family(gate: Gate) -> tuple | None:
+    """What a standard library gate's matrix depends on besides its angle — its class, size and, for
+    controlled gates, which control state opens it (``crx(θ, 0, 1, ctrl_state=0)`` is another matrix
+    than ``crx``); None for other gates, whose matrix may depend on anything they hold."""
+    if not type(gate).__module__.startswith("qiskit.circuit.library.standard_gates"):
+        return None
+    return type(gate), gate.num_qubits, gate.ctrl_state if isinstance(gate, ControlledGate) else None
 
 
 def _rotation(gate: Gate) -> Rotation:

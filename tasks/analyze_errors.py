@@ -67,8 +67,9 @@ def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) ->
             "analysis.split is 'test': the error shares that steer augmentation are measured on the test "
             "split, so the final test accuracy is no longer an unbiased estimate (the paper's setting)"
         )
-    data = load_image_set(paths.val if params.split == "val" else paths.test)
-    model = load_model(paths.model)
+    split = paths.val if params.split == "val" else paths.test
+    data = load_image_set(split)
+    model = load_model(paths.model, data, split)
     with on_backend(quantum, [model.quantum], paths.jobs) as backend:
         backend.announce("analyze_errors", len(data))
         probs = predict_proba(model, data.images)

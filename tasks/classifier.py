@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from qaug.data import ImageSet
-from qaug.io import load_torch, save_torch, write_csv
+from qaug.io import InputError, load_torch, save_torch, write_csv
 from qaug.metrics import classification_metrics
 from qaug.params import require, to_dict
 from qmodels.hqcnn import HQCNN, HQCNNConfig, TrainConfig, TrainResult, predict_proba, train_hqcnn
@@ -82,10 +82,22 @@ def save_model(path: Path, result: TrainResult) -> None:
     })
 
 
-def load_model(path: Path) -> HQCNN:
-    ckpt = load_torch(path)
-    model = HQCNN(HQCNNConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
+def load_model(path: Path, data: ImageSet, data_path: Path) -> HQCNN:
+    """The HQCNN in checkpoint ``path``, made for ``data`` (read from ``data_path``); InputError when it holds
+    something else, or a model of other images or classes."""
+    ckpt = load_torch(path, "config", "state_dict")
+    try:
+        model = HQCNN(HQCNNConfig(**ckpt["config"]))
+    except TypeError as err:  # e.g. a generator checkpoint's config
+        raise InputError(f"{path} is not an HQCNN classifier checkpoint ({err})", path) from None
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise InputError(f"{path}'s weights do not fit its own configuration ({str(err).splitlines()[0]}...)", path) from None
+    cfg, (c, h, w) = model.cfg, data.images.shape[1:]
+    if (cfg.in_channels, cfg.image_size, cfg.image_size, cfg.num_classes) != (c, h, w, len(data.classes)):
+        raise InputError(f"{path} classifies {cfg.num_classes} classes of {cfg.in_channels}×{cfg.image_size}×{cfg.image_size} images "
+                         f"but {data_path} has {len(data.classes)} classes of {c}×{h}×{w}; it is from another run", path)
     model.eval()
     return model
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qaug.data import GENERATED, ImageSet
-from qaug.io import load_arrays, load_image_set, write_json
+from qaug.data import GENERATED
+from qaug.io import load_arrays, load_image_set, write_metrics
 from qaug.metrics import compare
 from qaug.params import section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
@@ -35,24 +35,23 @@ class EvaluatePaths:
 
 
 def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: EvaluatePaths) -> dict:
-    data = load_arrays(paths.merged)
-    merged = ImageSet(data["images"], data["labels"], tuple(data["classes"].tolist()))
+    merged, source = load_image_set(paths.merged), load_arrays(paths.merged, "source")["source"]
     test = load_image_set(paths.test)
     start = time.perf_counter()
     result = fit(params, seed, merged)  # trained exactly, like the baseline
-    baseline_model = load_model(paths.baseline_model)
+    baseline_model = load_model(paths.baseline_model, test, paths.test)
     with on_backend(quantum, [baseline_model.quantum, result.model.quantum], paths.jobs) as run_on:
         run_on.announce("evaluate (baseline and augmented on the test split)", 2 * len(test))
         baseline = score(baseline_model, test)  # both scored here, on the same backend
         metrics = score(result.model, test)
     backend = run_on.record
     metrics["quantum"] = backend
-    metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((data["source"] == GENERATED).sum())}
+    metrics["training"] = training_summary(result, len(merged), params, seed) | {"generated": int((source == GENERATED).sum())}
     comparison = compare(baseline, {k: v for k, v in metrics.items() if k not in ("training", "quantum")}) | {"quantum": backend}
     save_model(paths.model, result)
     write_history(paths.history, result)
-    write_json(paths.metrics, metrics)
-    write_json(paths.comparison, comparison)
+    write_metrics(paths.metrics, metrics)
+    write_metrics(paths.comparison, comparison)
     names = [str(c) for c in test.classes]
     per_class_accuracy(
         names, [baseline["per_class"][n]["accuracy"] for n in names], [metrics["per_class"][n]["accuracy"] for n in names],

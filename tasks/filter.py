@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qaug.io import load_arrays, load_image_set, load_torch, read_json, save_arrays, write_json
+from qaug.io import load_arrays, load_image_set, read_json, save_arrays, write_metrics
 from qaug.params import require, section, seed_of
 from qaug.plots import sample_grid
 from qmodels.hqcnn import HQCNN, predict_proba
 from tasks.classifier import load_model
 from tasks.generate import sample_seed
 from tasks.layout import dep, journal, out, rooted
-from tasks.methods import Sampler, load_sampler
+from tasks.methods import Sampler, load_generator
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
 
@@ -39,7 +39,8 @@ class FilterParams:
 
     def validate(self) -> None:
         require(0.0 <= self.tau <= 1.0, "tau", f"must be in [0, 1], got {self.tau}")
-        require(self.alpha >= 0 and self.beta >= 0, "alpha", "and beta must be non-negative")
+        require(self.alpha >= 0, "alpha", "must be non-negative")
+        require(self.beta >= 0, "beta", "must be non-negative")
         require(self.max_rounds >= 1, "max_rounds", "must be at least 1 (the first round filters the generate stage's candidates)")
         require(0.0 <= self.min_accepted_fraction <= 1.0, "min_accepted_fraction", "must be in [0, 1]")
 
@@ -115,13 +116,13 @@ def _overall_fidelity(stats: list[dict]) -> float | None:
 
 
 def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: FilterPaths) -> dict:
-    cand = load_arrays(paths.candidates)
-    errors = read_json(paths.errors)
+    cand = load_arrays(paths.candidates, "images", "labels", "classes", "targets", "strategy", "method", "oversample")
+    errors = read_json(paths.errors, "error_share")
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     shares, need = errors["error_share"], cand["targets"].tolist()
     strategy, method, C = str(cand["strategy"]), str(cand["method"]), len(shares)
     first = [cand["images"][cand["labels"] == c] for c in range(C)]
-    judge = load_model(paths.classifier)  # exact on every backend
+    judge = load_model(paths.classifier, test, paths.test)  # exact on every backend
     backend = {"backend": "none (unfiltered)"}
     if strategy == "general":  # the paper's Algorithm 2: no filtering (fidelity still measured)
         kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
@@ -132,7 +133,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
-        sampler, oversample = load_sampler(load_torch(paths.generator)), int(cand["oversample"])
+        sampler, oversample = load_generator(paths.generator), int(cand["oversample"])
         with on_backend(quantum, sampler.quantum_layers, paths.jobs) as run_on:  # regenerated samples only
             worst = (params.max_rounds - 1) * oversample * sum(need) * sampler.circuits_per_sample
             run_on.announce("filter regeneration (at most)", worst, refuse=False)
@@ -159,7 +160,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         "quantum": backend,
         "per_class": dict(zip(names, stats)),
     }
-    write_json(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics)
     rows, row_labels = [], []
     for c, name in enumerate(names):
         rows += [train.images[train.labels == c][:10], kept[c][:10]]

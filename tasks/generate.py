@@ -17,7 +17,7 @@ from qaug.io import InputError, load_image_set, load_torch, read_json, save_arra
 from qaug.params import section, seed_of
 from qmodels.adversarial import batch_counts
 from tasks.layout import dep, journal, out, rooted
-from tasks.methods import GAN_METHODS, AugmentParams, load_sampler
+from tasks.methods import GAN_METHODS, AugmentParams, load_generator
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
 
@@ -45,11 +45,11 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
 
 
 def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: GeneratePaths) -> dict:
-    ckpt = load_torch(paths.model)
+    ckpt = load_torch(paths.model, "method", "classes", "class_weights")
     if ckpt["method"] != params.method:
-        raise InputError(f"{paths.model} holds a {ckpt['method']} generator but augment.method is {params.method}; rerun train_generator")
-    sampler = load_sampler(ckpt)
-    shares = read_json(paths.errors)["error_share"]
+        raise InputError(f"{paths.model} holds a {ckpt['method']} generator but augment.method is {params.method}; rerun train_generator", paths.model)
+    sampler = load_generator(paths.model, ckpt)
+    shares = read_json(paths.errors, "error_share")["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
     untrained = [ckpt["classes"][c] for c, n in enumerate(need) if n and ckpt["class_weights"][c] == 0]

@@ -8,7 +8,7 @@ image folder with one subfolder per class (grayscale or colour).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +54,10 @@ class IngestParams:
             counts.append(n)
         return counts
 
+    def under(self, root: Path) -> "IngestParams":
+        """These params with a relative data ``root`` taken from folder ``root`` (where dvc repro runs the stage)."""
+        return self if Path(self.root).is_absolute() else replace(self, root=str(root / self.root))
+
     def validate(self) -> None:
         for name in COUNTS:
             value = getattr(self, name)
@@ -68,6 +72,7 @@ class IngestParams:
                         "; ".join(filter(None, [extra and f"{extra} not in ingest.classes", missing and f"missing {missing}"])))
         require(8 <= self.image_size <= 256, "image_size", f"must be between 8 and 256, got {self.image_size}")
         require(len(set(self.classes)) == len(self.classes), "classes", f"has duplicates: {list(self.classes)}")
+        require(len(self.classes) != 1, "classes", "must list at least 2 classes for a classifier ([] takes all of the source's)")
 
 
 @dataclass(frozen=True)
@@ -77,17 +82,41 @@ class IngestPaths:
     test: Path = out("data/prepared/test.npz")
 
 
-def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
+@dataclass(frozen=True)
+class Source:
+    """The data source, loaded and checked against what the splits ask of it."""
+
+    images: np.ndarray  # (n, C, H, W) float32 in [0, 1]
+    labels: np.ndarray  # original label values
+    keep: tuple  # the label values to use, in class order
+    names: tuple[str, ...]
+    counts: dict[str, list[int]]  # split → images per kept class
+
+
+def load_source(params: IngestParams) -> Source:
+    """Load the source and check it can give every split: at least two classes, each with enough images.
+
+    The pre-flight check runs this before ``dvc repro`` deletes anything (see tasks/preflight.py)."""
     images, labels, keep, names = _load(params)
+    if len(keep) < 2:
+        raise ParamsError(f"params.yaml: ingest selects {len(keep)} class(es) {list(names)} from the {params.source} source; "
+                          "a classifier needs at least 2 (ingest.classes: [] takes all of the source's)")
     counts = {split: params.per_class(field, keep, names) for split, field in zip(SPLITS, COUNTS)}
     for k, (value, name) in enumerate(zip(keep, names)):
         have, need = int((labels == value).sum()), sum(row[k] for row in counts.values())
         if have < need:
+            where = f" (folder {Path(params.root) / name})" if params.source == "folder" else ""
             raise ParamsError(
-                f"params.yaml: class {name!r} has {have} images but ingest.train_per_class + val_per_class + "
-                f"test_per_class = {need}; lower them or add images"
+                f"params.yaml: class {name!r} has {have} images{where} but ingest.train_per_class + val_per_class + "
+                f"test_per_class = {need} ({' + '.join(str(row[k]) for row in counts.values())}); lower them or add images"
             )
-    splits = split_per_class(images, labels, keep, counts, seed=seed)
+    return Source(images, labels, keep, names, counts)
+
+
+def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
+    src = load_source(params)
+    images, keep, names = src.images, src.keep, src.names
+    splits = split_per_class(images, src.labels, keep, src.counts, seed=seed)
     for name in SPLITS:
         part: ImageSet = splits[name]
         save_arrays(getattr(paths, name), images=resize(part.images, params.image_size), labels=part.labels, classes=np.array(names))

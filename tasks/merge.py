@@ -7,16 +7,19 @@ earlier augmented set comes back with ``git checkout <rev> && dvc checkout``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qaug.data import GENERATED, REAL
-from qaug.io import InputError, load_arrays, load_image_set, save_arrays, write_json
+from qaug.io import InputError, load_arrays, load_image_set, save_arrays, write_metrics
 from qaug.params import section
 from tasks.layout import dep, out, rooted
 from tasks.quality import ChecksParams, verify
+
+log = logging.getLogger("qaug.merge")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class MergePaths:
 
 
 def run(checks: ChecksParams, paths: MergePaths) -> dict:
-    train, test, acc = load_image_set(paths.train), load_image_set(paths.test), load_arrays(paths.accepted)
+    train, test, acc = load_image_set(paths.train), load_image_set(paths.test), load_arrays(paths.accepted, "images", "labels", "round", "method")
     if acc["images"].shape[1:] != train.images.shape[1:]:
         raise InputError(f"{paths.accepted} images are {acc['images'].shape[1:]}, {paths.train} images {train.images.shape[1:]}; rerun the pipeline from train_generator")
     images = np.concatenate([train.images, acc["images"]]).astype(np.float32)
@@ -50,9 +53,14 @@ def run(checks: ChecksParams, paths: MergePaths) -> dict:
         "total": int(len(labels)),
         "real": int((source == REAL).sum()),
         "generated": int((source == GENERATED).sum()),
+        "generated_share": round(float((source == GENERATED).mean()), 4),
         "per_class": {n: {"real": int(train.counts()[c]), "generated": int(required[c] - train.counts()[c])} for c, n in enumerate(names)},
     }
-    write_json(paths.summary, summary)
+    if summary["generated_share"] > 0.5:  # augment.n_gen is absolute: 150 doubles 50 a class, swamps 10 a class
+        log.warning("merge: %d of the %d training images (%.0f%%) are generated, more than the real ones; lower augment.n_gen "
+                    "(it is a count, not a share of the real set) unless that is what you want",
+                    summary["generated"], summary["total"], 100 * summary["generated_share"])
+    write_metrics(paths.summary, summary)
     return {k: summary[k] for k in ("total", "real", "generated")}
 
 

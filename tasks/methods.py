@@ -12,10 +12,12 @@ per-pixel noise, a control for QGANs that drift toward the class mean). Every me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 
+from qaug.io import InputError, load_torch
 from qaug.params import require
 from qaug.resample import Resampler
 from qmodels.classical_gan import ClassicalGAN
@@ -51,6 +53,16 @@ class Sampler(Protocol):
     circuits_per_sample: int
 
     def sample(self, cls_index: int, count: int, seed: int) -> np.ndarray: ...
+
+
+def load_generator(path: Path, ckpt: dict | None = None) -> Sampler:
+    """The generator in ``train_generator``'s checkpoint ``path`` (``ckpt``: its contents, when already loaded)."""
+    ckpt = load_torch(path, "method") if ckpt is None else ckpt
+    try:
+        return load_sampler(ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # missing entries, another configuration
+        raise InputError(f"{path} holds a {ckpt['method']} generator this configuration cannot rebuild "
+                         f"({type(err).__name__}: {str(err).splitlines()[0]}); rerun train_generator", path) from None
 
 
 def load_sampler(ckpt: dict) -> Sampler:

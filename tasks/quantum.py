@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 from qaug.params import require
-from qmodels.backends import BackendSpec, JobRunner, ShotBudget, ShotRunner, connect
+from qmodels.backends import BackendSpec, JobRunner, ShotBudget, ShotRunner, connect, fake_device
 from qmodels.layer import QuantumLayer
 from tasks.journal import FileJournal
 
@@ -46,9 +46,11 @@ class QuantumParams:
 
     def validate(self) -> None:
         try:
-            BackendSpec.parse(self.backend)
+            spec = BackendSpec.parse(self.backend)
+            if spec.kind == "fake":
+                fake_device(spec.name or "")
         except ValueError as err:
-            require(False, "backend", str(err).split(": ", 1)[1])
+            require(False, "backend", str(err).split(": ", 1)[1] if err.args[0].startswith("backend ") else str(err))
         require(self.shots >= 1, "shots", "must be at least 1")
         require(0 <= self.optimization_level <= 3, "optimization_level", "must be 0, 1, 2 or 3")
         require(self.max_shots >= 1, "max_shots", "must be at least 1")

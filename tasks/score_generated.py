@@ -26,7 +26,7 @@ import numpy as np
 
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
 from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, WEIGHTS_FILE, inception_features, is_published, load_fid_metric, sha256
-from qaug.io import load_arrays, load_image_set, write_json
+from qaug.io import load_arrays, load_image_set, write_metrics
 from qaug.params import require, section, seed_of
 from qmodels.classical import embed, predict, train_classifier
 from tasks.layout import dep, out, rooted
@@ -118,7 +118,7 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
         gen_inception = (inception_features(fid_metric, data["images"]), real_inception) if fid_metric else None
         metrics[key] = score_set(data["images"], data["labels"], (train.images, train.labels), test.images, judge,
                                  real_features, names, seed, gen_inception)
-    write_json(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics)
     a = metrics["accepted"]
     return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"],
             "inception_fid": a["inception_fid"]}

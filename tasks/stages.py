@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from qaug.params import ParamsError, section
+from qaug.io import remove_leftovers
+from tasks.layout import files, rooted
 
 def _files(*paths: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))  # order kept, repeats dropped
@@ -44,7 +46,11 @@ class Stage:
         return importlib.import_module(self.module).parse(raw)
 
     def run(self, raw: dict, root: Path = Path(".")) -> dict:
-        """Run the stage with params ``raw`` (params.yaml as a dict) under ``root``; returns a summary."""
+        """Run the stage with params ``raw`` (params.yaml as a dict) under ``root``; returns a summary.
+
+        Temporaries an earlier, killed run of the stage left next to its outputs go first (only this stage
+        writes there; DVC runs one stage at a time)."""
+        remove_leftovers(files(rooted(self.paths_object(), root), "out"))
         return importlib.import_module(self.module).main(raw, root)
 
 
@@ -97,6 +103,14 @@ def tags(name: str, raw: dict) -> list[str]:
     circuits = kind == "classifier" or (kind == "generator" and section(AugmentParams, raw, "augment").method == "qgan")
     ibm = circuits and section(QuantumParams, raw, "quantum").ibm
     return ["qaug", IBM_TAG] if ibm else ["qaug"]
+
+
+def writer(path: Path) -> str | None:
+    """The stage that writes ``path`` (relative to the project root), if any."""
+    for stage in STAGES:
+        if Path(path) in files(stage.paths_object(), "out"):
+            return stage.name
+    return None
 
 
 def get(name: str) -> Stage:

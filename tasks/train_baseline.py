@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qaug.io import load_image_set, write_json
+from qaug.io import load_image_set, write_metrics
 from qaug.params import section, seed_of
 from tasks.classifier import BaselineParams, fit, save_model, score, training_summary, write_history
 from tasks.layout import dep, out, rooted
@@ -29,7 +29,7 @@ def run(params: BaselineParams, seed: int, paths: BaselinePaths) -> dict:
     metrics["training"] = training_summary(result, len(train), params, seed)
     save_model(paths.model, result)
     write_history(paths.history, result)
-    write_json(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics)
     return {"test_accuracy": metrics["accuracy"], "restarts": result.restarts, "seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_json
+from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_metrics
 from qaug.params import ParamsError, require, section, seed_of, to_dict
 from qaug.plots import loss_curves
 from qaug.resample import ResampleConfig, Resampler
@@ -58,7 +58,8 @@ class QGANParams:
             require(getattr(self, name) >= 1, name, "must be at least 1")
         require(self.grid >= 2, "grid", "must be at least 2")
         require(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
-        require(self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator", "and lr_discriminator must be positive")
+        require(self.lr_generator > 0, "lr_generator", "must be positive")
+        require(self.lr_discriminator > 0, "lr_discriminator", "must be positive")
         require(self.r1_gamma >= 0, "r1_gamma", "must be 0 or more")
         require(self.gp_lambda >= 0, "gp_lambda", "must be 0 or more")
         require(self.n_critic >= 1, "n_critic", "must be at least 1")
@@ -144,7 +145,7 @@ def build(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augm
 def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, seed: int,
         paths: GeneratorPaths) -> dict:
     train = load_image_set(paths.train)
-    shares = read_json(paths.errors)["error_share"]
+    shares = read_json(paths.errors, "error_share")["error_share"]
     if len(shares) != len(train.classes):
         raise InputError(f"{paths.errors} has {len(shares)} classes but {paths.train} has {len(train.classes)}; rerun analyze_errors")
     weights = class_weights(shares, params.error_weight)
@@ -186,7 +187,7 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
     }
     write_csv(paths.losses, ["step", "loss_d", "loss_g"], [[i + 1, f"{d:.6f}", f"{g:.6f}"] for i, (d, g) in enumerate(zip(history["loss_d"], history["loss_g"]))])
     loss_curves({"discriminator": history["loss_d"], "generator": history["loss_g"]}, paths.figure, title=f"{augment.method} losses")
-    write_json(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics)
     return {"method": augment.method, "class_weights": [round(w, 3) for w in weights], **counts}
 
 

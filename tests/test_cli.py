@@ -61,3 +61,21 @@ def test_show_prints_the_comparison(tmp_path, monkeypatch, capsys) -> None:
     assert main(["show"]) == 0
     out = capsys.readouterr().out
     assert "12.500" in out and "skipped" not in out
+
+
+def test_a_run_says_whether_it_reproduced_the_committed_lock() -> None:
+    from qaug.repro import lock_difference
+
+    def lock(out_hash: str, code_hash: str = "c", tau: float = 0.8) -> dict:
+        return {"stages": {
+            "ingest": {"deps": [{"path": "tasks/ingest.py", "md5": "i"}], "params": {"params.yaml": {"seed": 0}},
+                       "outs": [{"path": "data/prepared/train.npz", "md5": "t"}]},
+            "filter": {"deps": [{"path": "tasks/filter.py", "md5": code_hash}], "params": {"params.yaml": {"filter": {"tau": tau}}},
+                       "outs": [{"path": "data/generated/accepted.npz", "md5": out_hash}]},
+        }}
+
+    order = ["ingest", "filter"]
+    assert lock_difference(lock("a"), lock("a"), order).startswith("reproduced")
+    assert lock_difference(lock("a"), lock("b"), order) == "differs from the committed dvc.lock at stage filter: data/generated/accepted.npz"
+    assert "stage filter's deps changed" in lock_difference(lock("a"), lock("b", code_hash="d"), order)
+    assert "stage filter's params changed" in lock_difference(lock("a"), lock("a", tau=0.9), order)

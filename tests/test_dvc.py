@@ -108,9 +108,9 @@ def project(tmp_path) -> Path:
     shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     env = _env()
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=env)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env, timeout=900)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env, timeout=900)
+    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=root, check=True, env=env, timeout=900)
     return root
 
 
@@ -122,7 +122,7 @@ def _env() -> dict:
 
 
 def _dvc(root: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
@@ -133,9 +133,9 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
     for path in ("data/augmented/train.npz", "metrics/comparison.json", "plots/per_class_accuracy.png", "dvc.lock"):
         assert (project / path).is_file(), path
 
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=_env())
-    subprocess.run(["git", "commit", "-qm", "first run"], cwd=project, check=True, env=_env())
-    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project, capture_output=True, text=True, env=_env()).stdout.strip()
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=_env(), timeout=900)
+    subprocess.run(["git", "commit", "-qm", "first run"], cwd=project, check=True, env=_env(), timeout=900)
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project, capture_output=True, text=True, env=_env(), timeout=900).stdout.strip()
     assert _ran(_dvc(project, "repro")) == []  # nothing changed: nothing runs
 
     from flows.scheduled import scheduled_repro
@@ -156,12 +156,21 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
 
     # the committed first run next to the workspace (what `qaug show --compare` does for experiments too)
     shown = subprocess.run([sys.executable, "-m", "qaug", "show", "--compare", branch, "workspace", "--json"],
-                           cwd=project, env=_env(), capture_output=True, text=True)
+                           cwd=project, env=_env(), capture_output=True, text=True, timeout=900)
     assert shown.returncode == 0, shown.stderr
     runs = json.loads(shown.stdout)
-    committed = json.loads(subprocess.run(["git", "show", f"{branch}:metrics/comparison.json"], cwd=project, capture_output=True, text=True).stdout)
+    committed = json.loads(subprocess.run(["git", "show", f"{branch}:metrics/comparison.json"], cwd=project, capture_output=True, text=True, timeout=900).stdout)
     assert runs[branch]["baseline accuracy"] == committed["baseline"]["accuracy"]
     assert runs["workspace"]["augmented accuracy"] == json.loads((project / "metrics/comparison.json").read_text())["augmented"]["accuracy"]
     for run in runs.values():
         assert run["backend"] == "exact" and 0 <= run["label fidelity, baseline HQCNN (candidates)"] <= 1
         assert run["Δ accuracy"] == pytest.approx(run["augmented accuracy"] - run["baseline accuracy"])
+
+
+def test_the_committed_lock_holds_exactly_the_pipelines_stages() -> None:
+    """A renamed stage must not linger in dvc.lock (train_qgan did, after its rename to train_generator)."""
+    lock = yaml.safe_load((PROJECT / "dvc.lock").read_text())["stages"]
+    assert sorted(lock) == sorted(NAMES)
+    for stage in STAGES:
+        locked = [d["path"] for d in lock[stage.name]["deps"]]
+        assert sorted(locked) == sorted([*stage.code, *map(str, files(stage.paths_object(), "dep"))]), stage.name

@@ -109,7 +109,7 @@ def test_submission_keys_are_the_same_in_a_fresh_process() -> None:
         "r = ShotRunner(hqcnn_ansatz(2, 1), FakeManilaV2(), shots=256, seed_simulator=5);"
         "print(r._key(np.arange(12.0).reshape(2, 6)))"
     )
-    other = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True).stdout.strip()
+    other = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True, timeout=900).stdout.strip()
     here = ShotRunner(hqcnn_ansatz(2, 1), FakeManilaV2(), shots=256, seed_simulator=5)._key(np.arange(12.0).reshape(2, 6))
     assert other == here
 
@@ -122,3 +122,68 @@ def test_client_errors_are_not_retried_but_server_errors_are() -> None:
     assert not transient(RequestsApiError("bad request", status_code=400))
     assert transient(RequestsApiError("unavailable", status_code=503)) and transient(RequestsApiError("unknown"))
     assert transient(ConnectionError()) and transient(TimeoutError()) and not transient(ValueError())
+
+
+class _Context:
+    """Stands in for qiskit_ibm_runtime's Batch / Session: records what opened and closed it."""
+
+    log: list = []
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.log.append((type(self).__name__, "open", backend))
+
+    def close(self) -> None:
+        self.log.append((type(self).__name__, "close", self.backend))
+
+
+class _Batch(_Context):
+    pass
+
+
+class _Session(_Context):
+    pass
+
+
+class _Primitive:
+    """Stands in for SamplerV2 / EstimatorV2: keeps its mode and options, returns the pubs as the 'job'."""
+
+    made: list = []
+
+    def __init__(self, mode) -> None:
+        from types import SimpleNamespace
+
+        self.mode = mode
+        self.options = SimpleNamespace(default_shots=None, dynamical_decoupling=SimpleNamespace(enable=None),
+                                       twirling=SimpleNamespace(enable_gates=None))
+        self.made.append(self)
+
+    def run(self, pubs):
+        return ("job", pubs)
+
+
+@pytest.mark.parametrize("mode, context", [("batch", "_Batch"), ("session", "_Session"), ("job", None)])
+def test_ibm_runtime_modes_and_options_against_a_stand_in_service(monkeypatch, mode: str, context: str | None) -> None:
+    import qiskit_ibm_runtime
+
+    from qmodels.runtime import IBMRuntime, RuntimeOptions
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "Batch", _Batch)
+    monkeypatch.setattr(qiskit_ibm_runtime, "Session", _Session)
+    monkeypatch.setattr(qiskit_ibm_runtime, "SamplerV2", _Primitive)
+    monkeypatch.setattr(qiskit_ibm_runtime, "EstimatorV2", _Primitive)
+    _Context.log, _Primitive.made = [], []
+    backend = object()
+    runtime = IBMRuntime(service=object(), backend=backend, mode=mode)  # type: ignore[arg-type]
+    options = RuntimeOptions(shots=321, dynamical_decoupling=True, twirling=True)
+    assert runtime.submit("sampler", ("circuit",), options) == ("job", [("circuit",)])
+    runtime.submit("estimator", ("circuit", "obs"), options)
+    first, second = _Primitive.made
+    assert first.mode is second.mode  # one Batch/Session for every job of the stage
+    assert first.mode is backend if context is None else type(first.mode).__name__ == context
+    for prim in (first, second):
+        assert (prim.options.default_shots, prim.options.dynamical_decoupling.enable, prim.options.twirling.enable_gates) == (321, True, True)
+    runtime.close()
+    runtime.close()  # closing twice closes once
+    expected = [] if context is None else [(context, "open", backend), (context, "close", backend)]
+    assert _Context.log == expected

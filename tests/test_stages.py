@@ -109,6 +109,27 @@ def test_merge_keeps_provenance(run) -> None:
     assert real.sum() == 36 and (~real).sum() == len(accepted["labels"])
     assert (merged["round"][real] == -1).all()
     np.testing.assert_array_equal(merged["images"][~real], accepted["images"])
+    np.testing.assert_array_equal(merged["labels"][~real], accepted["labels"])  # row by row: a shifted label fails
+    np.testing.assert_array_equal(merged["round"][~real], accepted["round"])
+    train = load_arrays(root / "data/prepared/train.npz")
+    np.testing.assert_array_equal(merged["images"][real], train["images"])
+    np.testing.assert_array_equal(merged["labels"][real], train["labels"])
+
+
+def test_merge_warns_when_generated_images_outnumber_real_ones(run, tmp_path, caplog) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, "data/prepared/train.npz", "data/prepared/test.npz")
+    acc = load_arrays(root / "data/generated/accepted.npz")
+    rng = np.random.default_rng(0)
+    many = {**acc, "images": np.concatenate([np.clip(acc["images"] + rng.uniform(0, 0.05, acc["images"].shape), 0, 1)
+                                             for _ in range(4)]).astype(np.float32),
+            "labels": np.tile(acc["labels"], 4), "round": np.tile(acc["round"], 4)}
+    save_arrays(tmp_path / "data/generated/accepted.npz", **many)
+    with caplog.at_level("WARNING", logger="qaug.merge"):
+        summary = get("merge").run(raw, tmp_path)
+    share = json.loads((tmp_path / "metrics/merge.json").read_text())["generated_share"]
+    assert summary["generated"] == 4 * len(acc["labels"]) and share > 0.5
+    assert f"{summary['generated']} of the {summary['total']} training images" in caplog.text and "lower augment.n_gen" in caplog.text
 
 
 def test_evaluate_compares_against_the_baseline(run) -> None:
@@ -373,3 +394,179 @@ def test_a_generator_of_another_method_is_refused(run, tmp_path) -> None:
     copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
     with pytest.raises(InputError, match="holds a qgan generator but augment.method is gan2; rerun train_generator"):
         get("generate").run({**raw, "augment": {**raw["augment"], "method": "gan2"}}, tmp_path)
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _drop_labels(path: Path) -> None:
+    arrays = load_arrays(path)
+    save_arrays(path, **{k: v for k, v in arrays.items() if k != "labels"})
+
+
+def _nan_pixel(path: Path) -> None:
+    arrays = load_arrays(path)
+    arrays["images"][0, 0, 0, 0] = np.nan
+    save_arrays(path, **arrays)
+
+
+DAMAGE = {  # the issue's damaged files: (stage to run, file, damage, message)
+    "truncated classifier": ("analyze_errors", "models/baseline.pt", _truncate, "models/baseline.pt is not a readable checkpoint"),
+    "split without labels": ("train_baseline", "data/prepared/train.npz", _drop_labels,
+                             "data/prepared/train.npz has no 'labels' array .it has classes, images."),
+    "NaN pixels": ("train_baseline", "data/prepared/train.npz", _nan_pixel, "data/prepared/train.npz: array 'images' holds NaN"),
+    "generator copied over the classifier": ("analyze_errors", "models/baseline.pt",
+                                             lambda p: p.write_bytes((p.parent / "generator.pt").read_bytes()),
+                                             "models/baseline.pt is not the checkpoint expected here .no 'state_dict' entry.|"
+                                             "models/baseline.pt is not an HQCNN classifier checkpoint"),
+    "truncated JSON": ("generate", "data/analysis/errors.json", _truncate, "data/analysis/errors.json is not valid JSON"),
+    "truncated generator": ("generate", "models/generator.pt", _truncate, "models/generator.pt is not a readable checkpoint"),
+    "truncated candidates": ("filter", "data/generated/candidates.npz", _truncate,
+                             "data/generated/candidates.npz is not a readable .npz file"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_input_file_is_named_with_the_stage_that_writes_it(run, tmp_path, monkeypatch, capsys, case: str) -> None:
+    from qaug.cli import main
+
+    stage, rel, damage, message = DAMAGE[case]
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS, "data/prepared/val.npz")
+    damage(tmp_path / rel)
+    with pytest.raises(InputError, match=message) as info:
+        get(stage).run(raw, tmp_path)
+    assert info.value.path == tmp_path / rel
+    monkeypatch.chdir(tmp_path)  # the CLI, run where dvc would run it, adds who writes the file
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["stage", stage]) == 2
+    err = capsys.readouterr().err
+    writer = {"models/baseline.pt": "train_baseline", "data/prepared/train.npz": "ingest", "data/analysis/errors.json": "analyze_errors",
+              "models/generator.pt": "train_generator", "data/generated/candidates.npz": "generate"}[rel]
+    assert f"{rel} is written by stage {writer}: `dvc checkout {rel}` restores the cached version" in err
+
+
+def test_a_classifier_of_other_images_is_refused(run, tmp_path) -> None:
+    """A baseline trained on 8×8 digits, judging 12×12 ones: named, not a shape error deep in the CNN."""
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS, "data/prepared/val.npz")
+    for split in ("val", "test"):
+        arrays = load_arrays(tmp_path / f"data/prepared/{split}.npz")
+        arrays["images"] = np.zeros((len(arrays["labels"]), 1, 12, 12), np.float32)
+        save_arrays(tmp_path / f"data/prepared/{split}.npz", **arrays)
+    with pytest.raises(InputError, match=r"models/baseline.pt classifies 3 classes of 1×8×8 images but .*val.npz has 3 classes of 1×12×12"):
+        get("analyze_errors").run(raw, tmp_path)
+
+
+def test_leftovers_of_a_killed_write_are_removed_at_the_next_run(run, tmp_path) -> None:
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS[:-1])
+    stale = tmp_path / "data/generated/.candidates.npz.k1ll3d.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a file")
+    get("generate").run(raw, tmp_path)
+    assert not stale.exists() and digest(tmp_path / "data/generated/candidates.npz") == digest(root / "data/generated/candidates.npz")
+
+
+@pytest.mark.parametrize("stage", ["train_generator", "filter", "evaluate"])
+def test_kill_9_mid_stage_then_rerun_gives_the_uninterrupted_bytes(run, tmp_path, stage: str) -> None:
+    """`kill -9` of `qaug stage NAME` part-way, then the same command: the outputs equal the in-process run's
+    (another process, the same pins) and nothing is left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS, "data/prepared/val.npz", "data/augmented/train.npz", "plots/data/baseline_history.csv")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    outs = [p for p in files(get(stage).paths_object(), "out") if p.suffix in (".pt", ".npz", ".json", ".csv")]
+    for p in outs:
+        (tmp_path / p).unlink(missing_ok=True)
+    cmd, env = [sys.executable, "-m", "qaug.cli", "stage", stage], dict(os.environ, PREFECT_API_URL="")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4.0)  # imports take ~3 s: the kill lands in the stage's work (or after it, which must be fine too)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, timeout=600, stdout=subprocess.DEVNULL)
+    for p in outs:
+        assert digest(tmp_path / p) == digest(root / p), f"{p} differs after kill + rerun"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_every_accepted_image_passes_its_class_threshold_when_judged_again(run, tmp_path) -> None:
+    """τ high enough to reject: each accepted image is, for the baseline, of its class with p ≥ τ_i, and the
+    thresholds are τ ∓ α/β·R[i] of the error shares."""
+    from tasks.classifier import load_model
+    from qaug.io import load_image_set
+    from qmodels.hqcnn import predict_proba
+
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS)
+    params = {**raw["filter"], "tau": 0.5, "alpha": 0.3, "beta": 0.2, "max_rounds": 3, "min_accepted_fraction": 0.0}
+    get("filter").run({**raw, "filter": params}, tmp_path)
+    metrics = json.loads((tmp_path / "metrics/filter.json").read_text())
+    shares = json.loads((tmp_path / "data/analysis/errors.json").read_text())["error_share"]
+    taus = thresholds(shares, 0.5, 0.3, 0.2)
+    assert [s["threshold"] for s in metrics["per_class"].values()] == pytest.approx(taus)
+    acc = load_arrays(tmp_path / "data/generated/accepted.npz")
+    test = load_image_set(tmp_path / "data/prepared/test.npz")
+    probs = predict_proba(load_model(tmp_path / "models/baseline.pt", test, tmp_path / "data/prepared/test.npz"), acc["images"])
+    labels = acc["labels"]
+    assert len(labels) and sum(s["rejected"] for s in metrics["per_class"].values()) > 0  # it did filter
+    assert (probs.argmax(1) == labels).all()
+    assert (probs[np.arange(len(labels)), labels] >= np.array(taus)[labels]).all()
+
+
+def test_each_regeneration_round_draws_new_samples(run, tmp_path, monkeypatch) -> None:
+    """A judge that accepts nothing: every (class, round) asks the generator with its own seed."""
+    import tasks.filter
+
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS)
+    seeds: list[int] = []
+    real_load = tasks.filter.load_generator
+
+    def recording(path):
+        sampler = real_load(path)
+        sample = sampler.sample
+        sampler.sample = lambda cls, count, seed: seeds.append(seed) or sample(cls, count, seed)  # type: ignore[method-assign]
+        return sampler
+
+    monkeypatch.setattr(tasks.filter, "load_generator", recording)
+    monkeypatch.setattr(tasks.filter, "accept", lambda probs, cls, threshold: np.zeros(len(probs), dtype=bool))
+    get("filter").run({**raw, "filter": {**raw["filter"], "max_rounds": 4, "min_accepted_fraction": 0.0}}, tmp_path)
+    needy = sum(1 for n in load_arrays(tmp_path / "data/generated/candidates.npz")["targets"] if n)
+    assert len(seeds) == 3 * needy and len(set(seeds)) == len(seeds)
+
+
+def test_with_no_generated_image_the_augmented_model_is_the_baseline(run, tmp_path) -> None:
+    """Same seed, same settings, same data: the delta is exactly zero (a retrain with another seed is not)."""
+    root, raw, _ = run
+    copy_files(root, tmp_path, *FILTER_INPUTS, "data/prepared/val.npz", "plots/data/baseline_history.csv")
+    acc = load_arrays(root / "data/generated/accepted.npz")
+    save_arrays(tmp_path / "data/generated/accepted.npz", **{k: (v[:0] if v.ndim else v) for k, v in acc.items()})
+    get("merge").run(raw, tmp_path)
+    get("evaluate").run(raw, tmp_path)
+    comparison = json.loads((tmp_path / "metrics/comparison.json").read_text())
+    augmented = json.loads((tmp_path / "metrics/augmented.json").read_text())
+    baseline = json.loads((root / "metrics/baseline.json").read_text())
+    assert augmented["training"]["generated"] == 0
+    assert augmented["per_class"] == baseline["per_class"] and augmented["accuracy"] == baseline["accuracy"]
+    deltas = dict(_numbers(comparison))
+    assert deltas and all(v == 0 for v in deltas.values()), deltas
+
+
+def _numbers(obj, prefix: str = ""):
+    """Every number in a nested comparison whose key says it is a difference."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, f"{prefix}.{k}")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and "delta" in prefix:
+        yield prefix, obj

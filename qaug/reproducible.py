@@ -1,0 +1,66 @@
+"""Same params, data and code → the same bytes, on this machine and on another x86-64 one.
+
+What else a stage's numbers depend on, measured with ``bench/determinism.py`` (README,
+"Reproducibility"): the torch thread count (reduction order) and the CPU code paths of
+ATen's vector kernels, oneDNN's convolutions and MKL's GEMMs (AVX-512 and AVX2 round
+differently). :func:`pin` fixes all of them, before torch is imported, in every process
+that runs a stage (the CLI, grid workers, the test session); :func:`environment` is what
+each metrics file records of it. ``QAUG_REPRODUCIBLE=0`` leaves the machine's defaults
+(faster on big models, different bytes) and is recorded too.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+# AVX2 is the newest code path every x86-64 machine of the last decade has (AVX-512 is not on AMD before
+# Zen 4 nor on Intel client CPUs); one intra-op thread is also the fastest for qaug's tiny circuits.
+PINS = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+}
+
+
+def enabled() -> bool:
+    return os.environ.get("QAUG_REPRODUCIBLE", "1") != "0"
+
+
+def pin() -> None:
+    """Fix threads and CPU code paths for this process and the processes it starts (they inherit the variables).
+
+    Overrides what the shell set (a user's OMP_NUM_THREADS=8 would change the bytes); takes full effect only
+    before torch is imported, so entry points call it first."""
+    if not enabled():
+        return
+    os.environ.update(PINS)
+    if "torch" in sys.modules:  # too late for the code paths; the thread count can still be set
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def environment() -> dict:
+    """What a run's numbers depend on besides params, data and code; identical across machines when pinned."""
+    import numpy
+    import qiskit
+    import torch
+
+    return {
+        "reproducible": enabled(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+        "mkl_cbwr": os.environ.get("MKL_CBWR", "default"),
+        "device": "cpu",
+        "machine": platform.machine(),
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "qiskit": qiskit.__version__,
+    }

@@ -1,0 +1,49 @@
+"""Pre-flight: everything a run needs that params.yaml's types cannot show, checked before any stage runs.
+
+``dvc repro`` deletes a stage's outputs before running it, so an input problem found inside a
+stage costs the previous outputs (``dvc checkout`` brings them back). ``qaug run``, the Prefect
+flows and ``qaug grid`` call :func:`check` first: it parses every stage's params, loads the data
+source (folder, class folders and every image readable and 8-bit, the torchvision root, the
+requested classes, at least two, each with images enough for train + val + test) and builds the
+quantum backend (the fake device exists; ``ibm:`` has an account the service accepts and the
+device is there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qaug.params import section
+from qmodels.backends import BackendError, BackendSpec, connect
+from tasks.ingest import load_source, parse as parse_ingest
+from tasks.quantum import QuantumParams
+from tasks.stages import check_params
+
+RESTORE_HINT = "`dvc checkout` restores the outputs dvc repro removed before the failing stage"
+
+
+def check(raw: dict, root: Path = Path(".")) -> None:
+    """Raise ParamsError / InputError / BackendError / FileNotFoundError naming the problem; return when a run
+    with params ``raw`` whose stages run in folder ``root`` (relative data paths start there) can start."""
+    check_params(raw)
+    check_data(raw, root)
+    check_backend(section(QuantumParams, raw, "quantum"))
+
+
+def check_data(raw: dict, root: Path = Path(".")) -> None:
+    load_source(parse_ingest(raw)[0].under(root))
+
+
+def check_backend(params: QuantumParams) -> None:
+    """Connect to the backend the quantum stages will use (nothing is submitted)."""
+    spec = params.spec
+    if spec.kind in ("exact", "aer", "fake"):
+        return  # fake device names are checked with the params; these need no account
+    try:
+        runtime = connect(spec, params.seed_simulator, "job")
+    except BackendError:
+        raise  # no account: its message says what to set
+    except Exception as err:  # e.g. the account has no such device
+        raise BackendError(f"params.yaml: quantum.backend {params.backend!r}: {type(err).__name__}: {err}") from None
+    if runtime is not None:
+        runtime.close()

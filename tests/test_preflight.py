@@ -1,0 +1,150 @@
+"""The pre-flight check: every data, class and backend problem is named before dvc repro deletes an output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from qaug.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A project folder with the repo's params.yaml, a previous run's output, and dvc repro replaced by a tripwire."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no saved IBM account
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "baseline.json").write_text("{}")  # what dvc repro would delete first
+    calls: list[bool] = []
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or 0)
+    monkeypatch.setattr("qaug.cli._show", lambda args: 0)
+
+    def run(**sections) -> tuple[int, str, bool]:
+        raw = yaml.safe_load((REPO / "params.yaml").read_text())
+        for name, values in sections.items():
+            raw[name] = {**raw.get(name, {}), **values}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+        calls.clear()
+        code = main(["run"])
+        return code, bool(calls)
+
+    return run
+
+
+def _images(folder: Path, n: int, mode: str = "L", dtype=np.uint8, value: int = 128) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((8, 8), value + i, dtype=dtype)).save(folder / f"{i}.png")
+
+
+def _folder_source(tmp_path: Path, per_class: int = 3, classes=("a", "b")) -> dict:
+    for c in classes:
+        _images(tmp_path / "imgs" / c, per_class)
+    return {"source": "folder", "root": "imgs", "classes": [], "train_per_class": 1, "val_per_class": 1, "test_per_class": 1,
+            "image_size": 8}
+
+
+def _without_class_folders(tmp: Path) -> dict:
+    (tmp / "empty").mkdir()
+    return {"ingest": {"source": "folder", "root": "empty", "classes": []}}
+
+
+def _with_empty_class_folder(tmp: Path) -> dict:
+    (tmp / "imgs" / "c").mkdir(parents=True)
+    return {"ingest": _folder_source(tmp)}
+
+
+def _with_file(name: str, content: bytes):
+    def make(tmp: Path) -> dict:
+        source = _folder_source(tmp)
+        (tmp / "imgs" / "a" / name).write_bytes(content)
+        return {"ingest": source}
+    return make
+
+
+def _with_16_bit_png(tmp: Path) -> dict:
+    source = _folder_source(tmp)
+    Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)).save(tmp / "imgs" / "a" / "deep.png")
+    return {"ingest": source}
+
+
+CASES = {
+    "more images than a class has": (lambda tmp: {"ingest": {"train_per_class": 450}},
+                                     r"class '0' has 500 images but ingest.train_per_class \+ val_per_class \+ test_per_class = 650 \(450 \+ 100 \+ 100\)"),
+    "a digit the source lacks": (lambda tmp: {"ingest": {"classes": [0, 99]}}, r"ingest.classes lists \[99\], which the source does not have"),
+    "a class name on digits": (lambda tmp: {"ingest": {"classes": ["a", 1]}}, r"ingest.classes lists \['a'\]"),
+    "one class": (lambda tmp: {"ingest": {"classes": [0]}}, r"ingest.classes must list at least 2 classes for a classifier .*, got \[0\]"),
+    "missing folder": (lambda tmp: {"ingest": {"source": "folder", "root": "nowhere", "classes": []}},
+                       r"image folder nowhere \(ingest.root\) does not exist"),
+    "folder without class folders": (_without_class_folders, "has no class subfolders"),
+    "folder with one class": (lambda tmp: {"ingest": _folder_source(tmp, classes=("a",))}, r"selects 1 class\(es\) \['a'\] from the folder source"),
+    "class folder without images": (_with_empty_class_folder, r"class 'c' has 0 images \(folder imgs/c\)"),
+    "corrupt PNG": (_with_file("x.png", b"\x89PNG broken"), r"imgs/a/x.png is not a readable image"),
+    "a text file among images": (_with_file("notes.txt", b"hi"), r"imgs/a/notes.txt is not a readable image"),
+    "16-bit PNG": (_with_16_bit_png, r"deep.png is a I;16 \(16/32-bit\) image; convert the folder to 8-bit"),
+    "torchvision data not there": (lambda tmp: {"ingest": {"source": "torchvision", "root": "tv", "dataset": "MNIST", "classes": [0, 1]}},
+                                   r"torchvision MNIST not found under 'tv'.*set ingest.download: true"),
+    "unknown fake device": (lambda tmp: {"quantum": {"backend": "fake:NoSuchDevice"}},
+                            r"quantum.backend fake backend 'NoSuchDevice' does not exist"),
+    "ibm without an account": (lambda tmp: {"quantum": {"backend": "ibm:ibm_torino"}},
+                               r"ibm:ibm_torino: needs an IBM Quantum account: set QISKIT_IBM_TOKEN or save one"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_inputs_fail_before_dvc_repro_with_a_message(case: str, project, tmp_path, capsys) -> None:
+    make, message = CASES[case]
+    code, repro_ran = project(**make(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and not repro_ran, err
+    assert (tmp_path / "metrics" / "baseline.json").exists()
+    assert __import__("re").search(message, err), err
+
+
+def test_a_good_folder_source_passes(project, tmp_path) -> None:
+    code, repro_ran = project(ingest=_folder_source(tmp_path))
+    assert code == 0 and repro_ran
+
+
+def test_a_stage_failing_under_dvc_says_how_to_restore(project, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): 255)
+    code, _ = project()
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("`dvc checkout` restores the outputs dvc repro removed before the failing stage")
+
+
+def test_a_rejected_token_gives_the_services_reason_and_never_the_token(monkeypatch) -> None:
+    import qiskit_ibm_runtime
+    from qiskit_ibm_runtime.accounts import InvalidAccountError
+
+    from qmodels.backends import BackendError, BackendSpec, connect
+
+    token = "s3cr3t-token-value"
+
+    def refuse(**kwargs):
+        raise InvalidAccountError(f"Unable to retrieve instances. Please check that you are using a valid API token ({token[:4]}...).")
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", token)
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", refuse)
+    with pytest.raises(BackendError) as info:
+        connect(BackendSpec.parse("ibm:ibm_torino"))
+    text = str(info.value)
+    assert "IBM Quantum refused the token in QISKIT_IBM_TOKEN (InvalidAccountError: 'Unable to retrieve instances" in text
+    assert token not in text
+
+
+def test_a_grid_regime_asking_for_more_images_than_exist_fails_before_work(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "g.yaml").write_text("methods: [gan1]\ncontrols: [none, duplicates]\nregimes:\n  ok: {}\n"
+                                     "  greedy: {ingest.train_per_class: {0: 10, 1: 10, 2: 450}}\nseeds: 1\n")
+    assert main(["grid", "g.yaml", "--no-progress"]) == 2
+    assert "class '2' has 500 images but ingest.train_per_class + val_per_class + test_per_class = 650" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()  # no output folder, no store, no lock
