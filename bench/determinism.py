@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from tasks.layout import files
-from tasks.stages import get
+from tasks.stages import NAMES, get
 
 PIN = {"OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
 VARIANTS = {
@@ -60,15 +60,13 @@ def _digest(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="train_baseline")
+    parser.add_argument("--stage", default="train_baseline", choices=NAMES)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         shutil.copy(args.params, project / "params.yaml")
-        for name in ("ingest", "train_baseline", "analyze_errors"):  # the stage's inputs, made once
-            if name == args.stage:
-                break
+        for name in NAMES[: NAMES.index(args.stage)]:  # the stage's inputs, made once
             run(name, project, {})
         reference = None
         for label, changes in VARIANTS.items():

@@ -46,16 +46,17 @@ BUGS = {
 }
 
 
-def plant(name: str) -> bool:
-    """True when the covering tests fail with the bug planted."""
-    path, original, planted, tests = BUGS[name]
+def fails(tests: list[str], change: tuple[str, str, str] | None = None) -> bool:
+    """Whether ``tests`` fail in a scratch copy of the repo with ``change`` (file, original, planted) made."""
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "repo"
         shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".venv", ".git", ".dvc", "grids", "data", "models", ".prefect"))
-        source = (scratch / path).read_text()
-        if source.count(original) != 1:
-            raise SystemExit(f"{name}: the text to change is not (exactly once) in {path}; update the bug list")
-        (scratch / path).write_text(source.replace(original, planted))
+        if change:
+            path, original, planted = change
+            source = (scratch / path).read_text()
+            if source.count(original) != 1:
+                raise SystemExit(f"the text to change is not (exactly once) in {path}; update the bug list")
+            (scratch / path).write_text(source.replace(original, planted))
         env = dict(os.environ, PYTHONPATH=str(scratch))  # the scratch copy's modules, not the installed ones
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=scratch,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600)
@@ -66,9 +67,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=list(BUGS), choices=list(BUGS), metavar="NAME")
     args = parser.parse_args()
+    covering = sorted({t for name in args.only for t in BUGS[name][3]})
+    if fails(covering):  # the control: without a bug every covering test passes, so a failure below is the bug's
+        raise SystemExit(f"the unchanged copy already fails {covering}; fix that first")
     caught = 0
     for name in args.only:
-        hit = plant(name)
+        path, original, planted, tests = BUGS[name]
+        hit = fails(tests, (path, original, planted))
         caught += hit
         print(f"{'caught ' if hit else 'MISSED '} {name}", flush=True)
     print(f"{caught} of {len(args.only)} planted bugs caught")

@@ -17,13 +17,13 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.steps import publish_report
 from qaug.params import load_params
 from qaug.repro import dvc_repro
-from tasks.preflight import RESTORE_HINT, check
+from tasks.preflight import RESTORE_HINT, before_repro
 
 
 @task(task_run_name="pre-flight check")
-def preflight(root: str) -> None:
+def preflight(root: str, force: bool) -> None:
     """Params, data, classes and backend, before dvc repro deletes any stage's outputs."""
-    check(load_params(Path(root) / "params.yaml"), Path(root))
+    before_repro(load_params(Path(root) / "params.yaml"), Path(root), force)
 
 
 @task(task_run_name="dvc repro")
@@ -36,7 +36,7 @@ def reproduce(root: str, force: bool) -> None:
 @flow(name="qaug-dvc-repro")
 def scheduled_repro(root: str = ".", force: bool = False) -> None:
     """Check the inputs, bring every stage up to date, then publish the report artifacts."""
-    preflight(root)
+    preflight(root, force)
     reproduce(root, force)
     publish_report(root)
 

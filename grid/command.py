@@ -54,12 +54,13 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     """Validate the grid (every cell's params) before any work, then run what is not in the store yet."""
     from grid.engine import grid_flow, task_runner
     from grid.outputs import load_plan
-    from grid.store import clean_partial
+    from grid.store import clean_partial, is_done
     from tasks.preflight import check_data
 
     spec, cells, runs, _ = load_plan(grid_file)  # bad grid files fail here
-    for raw in {canonical(c.params.get("ingest")): c.params for c in cells}.values():
-        check_data(raw)  # each regime's data and classes, before any work
+    pending = [r.params for r in runs.values() if r.stage == "ingest" and not is_done(out / "store", r)]
+    for raw in {canonical(p.get("ingest")): p for p in pending}.values():
+        check_data(raw)  # each regime's data and classes still to ingest, before any work
     with exclusive(out), one_prefect_api():
         removed = clean_partial(out / "store")
         if removed:

@@ -51,10 +51,10 @@ def _run(args: argparse.Namespace) -> int:
     import yaml
 
     from qaug.repro import committed_lock, dvc_repro, lock_difference
-    from tasks.preflight import RESTORE_HINT, check
+    from tasks.preflight import RESTORE_HINT, before_repro
     from tasks.stages import NAMES
 
-    check(load_params("params.yaml"))  # data, classes, backend: fail here, before dvc repro deletes any output
+    before_repro(load_params("params.yaml"), force=args.force)  # data, classes, backend: before dvc deletes any output
     code = dvc_repro(force=args.force)
     if code != 0:
         print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
@@ -232,6 +232,7 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin()  # threads and CPU code paths, before anything imports torch
     from tasks.stages import NAMES
 
     parser = argparse.ArgumentParser(prog="qaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -294,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     configure()
-    pin()  # threads and CPU code paths, before anything imports torch
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from qaug.checks import DataCheckError
     from qaug.io import InputError
@@ -316,7 +316,9 @@ def _rewrite_hint(err: Exception) -> str:
     stage = writer(err.path) if isinstance(err, InputError) and err.path else None
     if stage is None:
         return ""
-    return f"\n  {err.path} is written by stage {stage}: `dvc checkout {err.path}` restores the cached version, `dvc repro -f -s {stage}` rewrites it"
+    in_git = err.path.parts[0] in ("metrics", "plots")  # dvc.yaml keeps them out of the DVC cache (cache: false)
+    restore = f"`git checkout -- {err.path}` restores the committed version" if in_git else f"`dvc checkout {err.path}` restores the cached version"
+    return f"\n  {err.path} is written by stage {stage}: {restore}, `dvc repro -f -s {stage}` rewrites it"
 
 
 if __name__ == "__main__":

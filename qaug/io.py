@@ -40,7 +40,7 @@ class InputError(ValueError):
         self.path = None if path is None else Path(path)
 
     def __reduce__(self):  # picklable with its path (grid workers send errors across processes)
-        return type(self), (self.args[0], self.path)
+        return type(self), (self.args[0] if self.args else "", self.path), self.__dict__
 
 
 @contextmanager
@@ -94,8 +94,9 @@ def write_metrics(path: str | os.PathLike, metrics: dict) -> Path:
 
 def read_json(path: str | os.PathLike, *keys: str) -> Any:
     """The JSON in ``path``; InputError when it is not JSON or (an object) lacks one of ``keys``."""
+    path = _existing(path)
     try:
-        obj = json.loads(_existing(path).read_text())
+        obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path} is not valid JSON ({err}); it is damaged or truncated", path) from None
     missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
@@ -133,8 +134,9 @@ def _existing(path: str | os.PathLike) -> Path:
 def load_arrays(path: str | os.PathLike, *required: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz file, each float array finite; InputError naming the file when it is damaged,
     lacks one of ``required`` or holds NaN/inf."""
+    path = _existing(path)
     try:
-        with np.load(_existing(path), allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it is damaged or truncated", path) from None
@@ -155,10 +157,9 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 
 def load_torch(path: str | os.PathLike, *keys: str) -> dict[str, Any]:
     """A checkpoint dict (tensors and plain data only); InputError when it is damaged or lacks one of ``keys``."""
+    path = _existing(path)
     try:
-        obj = torch.load(_existing(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
         raise InputError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it is damaged or truncated", path) from None
     missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]

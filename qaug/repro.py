@@ -6,6 +6,7 @@ Output is not captured: each stage (``qaug stage NAME``) prints its own
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,22 @@ from pathlib import Path
 import yaml
 
 
+def stale_stages(root: Path = Path(".")) -> set[str] | None:
+    """Stages ``dvc repro`` would run first (changed deps or params, missing outputs); None when DVC cannot say."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    try:
+        return set(json.loads(proc.stdout)) if proc.returncode == 0 else None
+    except json.JSONDecodeError:
+        return None
+
+
 def committed_lock(root: Path = Path(".")) -> dict | None:
     """``dvc.lock`` as the checked-out commit has it (None outside git or without one)."""
-    proc = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=root, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=root, capture_output=True, text=True)
+    except OSError:  # no git on this machine
+        return None
     return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
 
 

@@ -14,17 +14,24 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
-# AVX2 is the newest code path every x86-64 machine of the last decade has (AVX-512 is not on AMD before
-# Zen 4 nor on Intel client CPUs); one intra-op thread is also the fastest for qaug's tiny circuits.
-PINS = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "ATEN_CPU_CAPABILITY": "avx2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "MKL_CBWR": "AVX2",
-}
+# AVX2 is the code path most x86-64 machines of the last decade share (AVX-512 is not on AMD before Zen 4
+# nor on Intel client CPUs; some low-end ones lack AVX2, and keep their defaults); one intra-op thread is
+# also the fastest for qaug's tiny circuits.
+THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+CODE_PATHS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def _has_avx2() -> bool:
+    """torch takes ATEN_CPU_CAPABILITY on trust: asking a CPU without AVX2 for it would crash, so ask the CPU."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: leave the code paths to the libraries
+        return False
+    return " avx2" in flags and " fma" in flags
 
 
 def enabled() -> bool:
@@ -38,7 +45,9 @@ def pin() -> None:
     before torch is imported, so entry points call it first."""
     if not enabled():
         return
-    os.environ.update(PINS)
+    os.environ.update(THREADS)
+    if _has_avx2():
+        os.environ.update(CODE_PATHS)
     if "torch" in sys.modules:  # too late for the code paths; the thread count can still be set
         import torch
 

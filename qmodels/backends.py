@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,8 +76,10 @@ def fake_device(name: str) -> type:
     """The class of qiskit-ibm-runtime's fake device ``name``; ValueError naming some that exist."""
     from qiskit_ibm_runtime import fake_provider
 
+    from qiskit.providers import BackendV2
+
     fake = getattr(fake_provider, name, None)
-    if not (isinstance(fake, type) and name.startswith("Fake")):
+    if not (isinstance(fake, type) and issubclass(fake, BackendV2)):
         known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2"))[:8]
         raise ValueError(f"fake backend {name!r} does not exist in qiskit_ibm_runtime.fake_provider (e.g. {', '.join(known)}, FakeBrisbane)")
     return fake
@@ -99,17 +102,27 @@ def _ibm_service(name: str):
     try:
         return QiskitRuntimeService(token=token, channel="ibm_quantum_platform") if token else QiskitRuntimeService()
     except Exception as err:  # the service raises several account errors; none may leak a token
-        problem = ("IBM Quantum refused the token in QISKIT_IBM_TOKEN" if token else
-                   "needs an IBM Quantum account: set QISKIT_IBM_TOKEN or save one with QiskitRuntimeService.save_account")
+        from qiskit_ibm_runtime.accounts import AccountNotFoundError, InvalidAccountError
+
+        if isinstance(err, (AccountNotFoundError, InvalidAccountError)):
+            problem = ("IBM Quantum refused the token in QISKIT_IBM_TOKEN" if token else
+                       "needs an IBM Quantum account: set QISKIT_IBM_TOKEN or save one with QiskitRuntimeService.save_account")
+        else:
+            problem = "could not reach IBM Quantum"
         raise BackendError(
             f"ibm:{name}: {problem} ({type(err).__name__}: {redact(str(err), token)}); "
             "without an account use fake:FakeBrisbane (device noise) or aer"
         ) from None
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` replaced, for messages that reach logs."""
-    return text.replace(secret, "***") if secret else text
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{32,}")
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """``text`` for messages that reach logs: ``secret`` and any token-like run (32+ letters, digits, - or _,
+    as IBM API keys are; a saved account's token is not in the environment) replaced."""
+    text = text.replace(secret.strip(), "***") if secret and secret.strip() else text
+    return _TOKEN_LIKE.sub("***", text)
 
 
 def fingerprint(circuit) -> str:

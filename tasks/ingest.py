@@ -71,7 +71,7 @@ class IngestParams:
                         f"must give a count for each of ingest.classes {list(self.classes)}: " +
                         "; ".join(filter(None, [extra and f"{extra} not in ingest.classes", missing and f"missing {missing}"])))
         require(8 <= self.image_size <= 256, "image_size", f"must be between 8 and 256, got {self.image_size}")
-        require(len(set(self.classes)) == len(self.classes), "classes", f"has duplicates: {list(self.classes)}")
+        require(len(set(self.classes)) == len(self.classes), "classes", "has duplicates")
         require(len(self.classes) != 1, "classes", "must list at least 2 classes for a classifier ([] takes all of the source's)")
 
 

@@ -60,6 +60,8 @@ def load_generator(path: Path, ckpt: dict | None = None) -> Sampler:
     ckpt = load_torch(path, "method") if ckpt is None else ckpt
     try:
         return load_sampler(ckpt)
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # missing entries, another configuration
         raise InputError(f"{path} holds a {ckpt['method']} generator this configuration cannot rebuild "
                          f"({type(err).__name__}: {str(err).splitlines()[0]}); rerun train_generator", path) from None

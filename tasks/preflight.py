@@ -14,20 +14,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from qaug.params import section
-from qmodels.backends import BackendError, BackendSpec, connect
+from qaug.repro import stale_stages
+from qmodels.backends import BackendError, connect, redact
 from tasks.ingest import load_source, parse as parse_ingest
 from tasks.quantum import QuantumParams
 from tasks.stages import check_params
 
-RESTORE_HINT = "`dvc checkout` restores the outputs dvc repro removed before the failing stage"
+RESTORE_HINT = ("`dvc checkout` restores the outputs dvc repro removed before the failing stage "
+                "(metrics and plots are kept in git: `git checkout -- metrics plots`)")
 
 
-def check(raw: dict, root: Path = Path(".")) -> None:
+def check(raw: dict, root: Path = Path("."), data: bool = True, backend: bool = True) -> None:
     """Raise ParamsError / InputError / BackendError / FileNotFoundError naming the problem; return when a run
     with params ``raw`` whose stages run in folder ``root`` (relative data paths start there) can start."""
     check_params(raw)
-    check_data(raw, root)
-    check_backend(section(QuantumParams, raw, "quantum"))
+    if data:
+        check_data(raw, root)
+    if backend:
+        check_backend(section(QuantumParams, raw, "quantum"))
+
+
+def before_repro(raw: dict, root: Path = Path("."), force: bool = False) -> None:
+    """:func:`check` for what ``dvc repro`` will run: the data source only when ingest will run (prepared splits
+    pulled from a DVC remote need no raw data), the backend only when some stage will."""
+    stale = None if force else stale_stages(root)
+    check(raw, root, data=stale is None or "ingest" in stale, backend=stale is None or bool(stale))
 
 
 def check_data(raw: dict, root: Path = Path(".")) -> None:
@@ -44,6 +55,6 @@ def check_backend(params: QuantumParams) -> None:
     except BackendError:
         raise  # no account: its message says what to set
     except Exception as err:  # e.g. the account has no such device
-        raise BackendError(f"params.yaml: quantum.backend {params.backend!r}: {type(err).__name__}: {err}") from None
+        raise BackendError(f"params.yaml: quantum.backend {params.backend!r}: {type(err).__name__}: {redact(str(err))}") from None
     if runtime is not None:
         runtime.close()

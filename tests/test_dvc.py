@@ -169,8 +169,12 @@ def test_dvc_repro_end_to_end_then_noop_then_only_downstream_of_a_param(project:
 
 def test_the_committed_lock_holds_exactly_the_pipelines_stages() -> None:
     """A renamed stage must not linger in dvc.lock (train_qgan did, after its rename to train_generator)."""
+    import hashlib
+
     lock = yaml.safe_load((PROJECT / "dvc.lock").read_text())["stages"]
     assert sorted(lock) == sorted(NAMES)
     for stage in STAGES:
-        locked = [d["path"] for d in lock[stage.name]["deps"]]
+        locked = {d["path"]: d["md5"] for d in lock[stage.name]["deps"]}
         assert sorted(locked) == sorted([*stage.code, *map(str, files(stage.paths_object(), "dep"))]), stage.name
+        for path in stage.code:  # the lock was made with this code: `qaug run` after editing a stage's code
+            assert locked[path] == hashlib.md5((PROJECT / path).read_bytes()).hexdigest(), f"dvc.lock is stale: {stage.name} {path}"

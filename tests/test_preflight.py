@@ -25,8 +25,9 @@ def project(tmp_path, monkeypatch):
     calls: list[bool] = []
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or 0)
     monkeypatch.setattr("qaug.cli._show", lambda args: 0)
+    monkeypatch.setattr("tasks.preflight.stale_stages", lambda root=Path("."): None)  # not a DVC project: check all
 
-    def run(**sections) -> tuple[int, str, bool]:
+    def run(**sections) -> tuple[int, bool]:
         raw = yaml.safe_load((REPO / "params.yaml").read_text())
         for name, values in sections.items():
             raw[name] = {**raw.get(name, {}), **values}
@@ -108,6 +109,15 @@ def test_bad_inputs_fail_before_dvc_repro_with_a_message(case: str, project, tmp
     assert __import__("re").search(message, err), err
 
 
+def test_the_data_source_is_checked_only_when_ingest_will_run(project, tmp_path, monkeypatch) -> None:
+    """Prepared splits pulled from a DVC remote need no raw data: a missing folder matters only to ingest."""
+    missing = {"source": "folder", "root": "nowhere", "classes": []}
+    monkeypatch.setattr("tasks.preflight.stale_stages", lambda root=Path("."): {"train_generator"})
+    assert project(ingest=missing) == (0, True)
+    monkeypatch.setattr("tasks.preflight.stale_stages", lambda root=Path("."): {"ingest", "train_baseline"})
+    assert project(ingest=missing) == (2, False)
+
+
 def test_a_good_folder_source_passes(project, tmp_path) -> None:
     code, repro_ran = project(ingest=_folder_source(tmp_path))
     assert code == 0 and repro_ran
@@ -117,7 +127,8 @@ def test_a_stage_failing_under_dvc_says_how_to_restore(project, monkeypatch, cap
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): 255)
     code, _ = project()
     assert code == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("`dvc checkout` restores the outputs dvc repro removed before the failing stage")
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "`dvc checkout` restores the outputs dvc repro removed before the failing stage" in last and "git checkout -- metrics plots" in last
 
 
 def test_a_rejected_token_gives_the_services_reason_and_never_the_token(monkeypatch) -> None:

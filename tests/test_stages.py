@@ -489,11 +489,18 @@ def test_kill_9_mid_stage_then_rerun_gives_the_uninterrupted_bytes(run, tmp_path
     outs = [p for p in files(get(stage).paths_object(), "out") if p.suffix in (".pt", ".npz", ".json", ".csv")]
     for p in outs:
         (tmp_path / p).unlink(missing_ok=True)
-    cmd, env = [sys.executable, "-m", "qaug.cli", "stage", stage], dict(os.environ, PREFECT_API_URL="")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4.0)  # imports take ~3 s: the kill lands in the stage's work (or after it, which must be fine too)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    cmd, env = [sys.executable, "-m", "qaug.cli", "stage", stage], dict(os.environ, PREFECT_API_URL="", PYTHONUNBUFFERED="1")
+    for delay in (0.5, 0.1, 0.0):  # after the stage's "[k/9] name" line: in its work, not in the imports
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert stage in proc.stdout.readline()  # printed once params are parsed, before any work
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        if proc.wait(timeout=60) == -signal.SIGKILL and not all((tmp_path / p).exists() for p in outs):
+            break  # killed part-way: some output is still missing
+        for p in outs:
+            (tmp_path / p).unlink(missing_ok=True)
+    else:
+        pytest.fail(f"{stage} finished before every kill; the test did not interrupt it")
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, timeout=600, stdout=subprocess.DEVNULL)
     for p in outs:
         assert digest(tmp_path / p) == digest(root / p), f"{p} differs after kill + rerun"
