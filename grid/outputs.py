@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     finished = [c for c in cells if all(is_done(store, runs[k]) for k in per_cell[c.id].values())]
     records = [cell_record(c, per_cell[c.id], runs, store) for c in finished]
     for r in records:
-        write_json(out / "cells" / f"{r['cell']}.json", r)
+        # sample paths relative to the grid's folder: the cell files are committed and read on other machines
+        write_json(out / "cells" / f"{r['cell']}.json", {**r, **({"samples": os.path.relpath(r["samples"], out)} if r.get("samples") else {})})
     for stale in set((out / "cells").glob("*.json")) - {out / "cells" / f"{r['cell']}.json" for r in records}:
         stale.unlink()  # a cell that failed this time, or left the grid file
     sweep_keys = list(spec.sweep)
