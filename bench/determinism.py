@@ -21,10 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from qaug.reproducible import CODE_PATHS, THREADS
 from tasks.layout import files
 from tasks.stages import NAMES, get
 
-PIN = {"OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+PIN = {**THREADS, **CODE_PATHS}  # what qaug.reproducible.pin sets on an AVX2 machine
 VARIANTS = {
     "qaug's pins": {},
     "2 threads": {"OMP_NUM_THREADS": "2"},

@@ -115,7 +115,8 @@ def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
 
 
 def _embed_png(path: Path, width: int = 480) -> str:
-    """A sample grid shrunk to ``width`` pixels (the stage's PNG is print-sized; the report stays a few MB)."""
+    """A sample grid shrunk to ``width`` pixels and 64 colours (the stage's PNG is print-sized; a full-colour
+    grid is ~3× larger and the committed reports are in git)."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -123,7 +124,7 @@ def _embed_png(path: Path, width: int = 480) -> str:
         if im.width > width:
             im = im.resize((width, round(im.height * width / im.width)), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        im.save(buf, format="PNG", optimize=True)
+        im.quantize(colors=64).save(buf, format="PNG", optimize=True)
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 

@@ -171,9 +171,13 @@ def load_torch(path: str | os.PathLike, *keys: str) -> dict[str, Any]:
 def load_image_set(path: str | os.PathLike) -> ImageSet:
     """An image set written by a stage (images, labels, classes; extra arrays ignored), checked: images
     (n, C, H, W) in [0, 1], one integer label per image, each a valid class index."""
+    return image_set(load_arrays(path, "images", "labels", "classes"), path)
+
+
+def image_set(data: dict[str, np.ndarray], path: str | os.PathLike) -> ImageSet:
+    """The checked image set in arrays ``data`` read from ``path`` (for callers that need its other arrays too)."""
     from qaug.data import ImageSet
 
-    data = load_arrays(path, "images", "labels", "classes")
     images, labels, classes = data["images"], data["labels"], data["classes"]
     problem = (
         f"images have shape {images.shape}, not (n, C, H, W)" if images.ndim != 4 else

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from qaug.data import GENERATED
-from qaug.io import load_arrays, load_image_set, write_metrics
+from qaug.io import image_set, load_arrays, load_image_set, write_metrics
 from qaug.metrics import compare
 from qaug.params import section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
@@ -35,7 +35,8 @@ class EvaluatePaths:
 
 
 def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: EvaluatePaths) -> dict:
-    merged, source = load_image_set(paths.merged), load_arrays(paths.merged, "source")["source"]
+    data = load_arrays(paths.merged, "images", "labels", "classes", "source")
+    merged, source = image_set(data, paths.merged), data["source"]
     test = load_image_set(paths.test)
     start = time.perf_counter()
     result = fit(params, seed, merged)  # trained exactly, like the baseline
