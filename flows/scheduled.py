@@ -1,55 +1,67 @@
-"""The entry point for scheduled runs: ``dvc repro`` inside a Prefect flow.
+"""The nightly run: the pipeline flow (``flows.pipeline``) on a cron schedule.
 
-Scheduled and manual runs execute the same stage commands (dvc.yaml's
-``qaug stage NAME``), so ``dvc.lock`` stays true; with ``PREFECT_API_URL`` set,
-each stage also shows up as its own flow run.
+Two ways to run it. ``prefect.yaml`` + ``prefect deploy`` puts it on a process work pool that a worker
+(``prefect worker start --pool qaug``) executes: the team setup; the schedule lives on the server, and the
+deployment's concurrency limit of 1 queues a run that finds the last one still going (runs that fell due while
+no worker was up then run one after another). ``qaug schedule`` serves the same deployment from this process,
+for a single machine. Scheduled runs stop after 12 hours (``nightly``); runs started by hand have no limit.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-from prefect import flow, serve as prefect_serve, task
+from prefect import serve as prefect_serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
 
-from flows.steps import publish_report
-from qaug.params import load_params
-from qaug.repro import dvc_repro
-from tasks.preflight import RESTORE_HINT, before_repro
+from flows.pipeline import pipeline
+from flows.server import api_url
 
-
-@task(task_run_name="pre-flight check")
-def preflight(root: str, force: bool) -> None:
-    """Params, data, classes and backend, before dvc repro deletes any stage's outputs."""
-    before_repro(load_params(Path(root) / "params.yaml"), Path(root), force)
+# What prefect.yaml deploys: the pipeline flow with a time limit for unattended runs.
+nightly = pipeline.with_options(timeout_seconds=12 * 3600)
 
 
-@task(task_run_name="dvc repro")
-def reproduce(root: str, force: bool) -> None:
-    code = dvc_repro(force=force, root=Path(root))
-    if code != 0:
-        raise RuntimeError(f"dvc repro failed with exit code {code}; see the log above. {RESTORE_HINT}")
+def deployment(cron: str, name: str, root: Path | None = None, timezone: str = "UTC") -> RunnerDeployment:
+    """The pipeline in ``root`` (default: here) on ``cron`` in ``timezone``, one run at a time (others queue)."""
+    return nightly.to_deployment(
+        name=name, schedules=[Cron(cron, timezone=timezone)], parameters={"root": str(root or Path.cwd())}, tags=["qaug"],
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+    )
 
 
-@flow(name="qaug-dvc-repro")
-def scheduled_repro(root: str = ".", force: bool = False) -> None:
-    """Check the inputs, bring every stage up to date, then publish the report artifacts."""
-    preflight(root, force)
-    reproduce(root, force)
-    publish_report(root)
-
-
-def deployment(cron: str, name: str, root: Path | None = None) -> RunnerDeployment:
-    """The scheduled-run deployment: ``scheduled_repro`` in ``root`` (default: here) on ``cron``."""
-    return scheduled_repro.to_deployment(name=name, cron=cron, parameters={"root": str(root or Path.cwd())}, tags=["qaug"])
-
-
-def serve(cron: str, name: str) -> int:
+def serve(cron: str, name: str, timezone: str = "UTC") -> int:
     """Register the deployment with the Prefect server and run it on ``cron`` until interrupted."""
-    if not os.environ.get("PREFECT_API_URL"):  # a temporary server would forget the schedule at exit
-        print("PREFECT_API_URL is not set: start `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+    if not api_url():  # a temporary server would forget the schedule at exit
+        print("qaug schedule: PREFECT_API_URL is not set: start `prefect server start` and export "
+              "PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
         return 2
-    prefect_serve(deployment(cron, name))
+    prefect_serve(deployment(cron, name, timezone=timezone))
     return 0
+
+
+def deploy(name: str = "qaug-nightly", prefect_file: Path = Path("prefect.yaml")) -> int:
+    """``prefect deploy`` of ``prefect.yaml``'s deployment ``name``, creating its process work pool when missing."""
+    import subprocess
+
+    import yaml
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    if not api_url():
+        print("qaug deploy: PREFECT_API_URL is not set: a deployment needs a running server (`prefect server start`)", file=sys.stderr)
+        return 2
+    spec = next((d for d in yaml.safe_load(prefect_file.read_text())["deployments"] if d["name"] == name), None)
+    if spec is None:
+        print(f"qaug deploy: {prefect_file} has no deployment named {name!r}", file=sys.stderr)
+        return 2
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=spec["work_pool"]["name"], type="process"))
+        except ObjectAlreadyExists:
+            pass
+    cmd = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file", str(prefect_file), "--name", name]
+    return subprocess.run(cmd).returncode

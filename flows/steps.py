@@ -1,14 +1,116 @@
-"""Prefect tasks shared by the flows: run one stage, publish the run's report as artifacts."""
+"""Prefect tasks shared by the flows: a stage through DVC (its output as the task run's log, its progress and
+metrics as artifacts), a stage in this process, and the run's report."""
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect import get_run_logger, task
+from prefect.artifacts import (create_image_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 
+from qaug.io import read_json
+from qaug.repro import PipelineBusy, repro_stage
+from tasks.layout import files
 from tasks.report import comparison_rows, summary_markdown
-from tasks.stages import get, tags
+from tasks.stages import NAMES, get, tags
+
+# A qmodels.progress line as the stage process logs it, e.g. "INFO qaug.progress: GAN 120/400 steps (loss_d 0.6, …)".
+PROGRESS = re.compile(r"qaug\.progress: (?P<what>.+?) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# What DVC prints when it runs a stage, and when it restores the stage's outputs from its run cache instead.
+RAN, RESTORED = "Running stage '{}'", "Stage '{}' is cached - skipping run, checking out outputs"
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes."""
+    return "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in ("qaug", *parts))
+
+
+def _busy(task, task_run, state) -> bool:
+    """Retry only when another DVC command held the repository: the stage did not start. A failing stage is
+    deterministic and would fail again."""
+    try:
+        state.result()
+    except PipelineBusy:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(task_run_name="{name}", retries=3, retry_delay_seconds=[60, 300, 900], retry_condition_fn=_busy)
+def reproduce_stage(name: str, root: str = ".", force: bool = False) -> str:
+    """``dvc repro --single-item NAME``: DVC runs the stage only when something it depends on changed, so
+    dvc.lock stays true. Returns "ran", "restored" (outputs from DVC's run cache) or "unchanged"."""
+    logger = get_run_logger()
+    progress, outcome = None, "unchanged"
+    for raw_line in repro_stage(name, Path(root), force):
+        line = ANSI.sub("", raw_line).rstrip()
+        if not line:
+            continue
+        logger.info(line)
+        outcome = "ran" if RAN.format(name) in line else "restored" if RESTORED.format(name) in line else outcome
+        step = PROGRESS.search(line)
+        if step:
+            progress = _show_progress(progress, name, step)
+    if outcome != "unchanged" and name in NAMES:
+        publish_stage(name, Path(root))
+    return outcome
+
+
+def _show_progress(artifact, name: str, step: re.Match):
+    """Create or move the stage's progress artifact; the UI missing one update must not fail the stage."""
+    share = 100.0 * int(step["done"]) / int(step["total"])
+    what = f"{name}: {step['what']} {step['done']}/{step['total']} {step['unit']}"
+    try:
+        if artifact is None:
+            return create_progress_artifact(share, key=artifact_key(name, "progress"), description=what)
+        update_progress_artifact(artifact, share, description=what)
+    except Exception as err:  # noqa: BLE001 - an API hiccup; the stage goes on
+        get_run_logger().warning("progress artifact not updated (%s: %s)", type(err).__name__, err)
+    return artifact
+
+
+def rounded(value, digits: int = 4):
+    """Numbers as people read them in a table (4 significant digits); other values unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    return value
+
+
+def metric_rows(metrics: dict, prefix: str = "") -> list[dict]:
+    """A metrics file as flat (metric, value) rows: nested keys joined with dots, long series left out."""
+    rows = []
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += metric_rows(value, f"{name}.")
+        elif isinstance(value, list):
+            if len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
+                rows.append({"metric": name, "value": ", ".join(str(rounded(v)) for v in value)})
+        else:
+            rows.append({"metric": name, "value": rounded(value)})
+    return rows
+
+
+def publish_stage(name: str, root: Path) -> None:
+    """The stage's metrics (rounded) as table artifacts and its figures as image artifacts, on its task run;
+    best effort: the stage has succeeded, an artifact the API refuses is a warning."""
+    for path in files(get(name).paths_object(), "out"):
+        target = root / path
+        try:
+            if target.is_file() and path.parts[0] == "metrics" and path.suffix == ".json":
+                create_table_artifact(key=artifact_key(name, path.stem, "metrics"), table=metric_rows(read_json(target)),
+                                      description=f"{name}: {path}")
+            elif target.is_file() and path.suffix == ".png":
+                data = base64.b64encode(target.read_bytes()).decode()
+                create_image_artifact(image_url=f"data:image/png;base64,{data}", key=artifact_key(name, path.stem),
+                                      description=f"{name}: {path}")
+        except Exception as err:  # noqa: BLE001
+            get_run_logger().warning("artifact for %s not published (%s: %s)", path, type(err).__name__, err)
 
 
 @task(task_run_name="{name}")
@@ -17,12 +119,13 @@ def _run_stage(name: str, raw: dict, root: str = ".") -> dict:
 
 
 def run_stage(name: str, raw: dict, root: str = ".") -> dict:
-    """One pipeline stage (``tasks.stages``) as a task run tagged for concurrency limits; its summary as the result."""
+    """One pipeline stage (``tasks.stages``) in this process as a task run tagged for concurrency limits."""
     return _run_stage.with_options(tags=tags(name, raw))(name, raw, root)
 
 
-@task
+@task(task_run_name="report")
 def publish_report(root: str = ".") -> None:
-    """A markdown summary and a metrics table, shown on the flow run's Artifacts tab."""
+    """A markdown summary and the headline metrics table (rounded), on the flow run's Artifacts tab."""
     create_markdown_artifact(key="qaug-summary", markdown=summary_markdown(Path(root)), description="qaug run summary")
-    create_table_artifact(key="qaug-metrics", table=comparison_rows(Path(root)), description="baseline vs augmented test metrics")
+    rows = [{k: rounded(v) for k, v in row.items()} for row in comparison_rows(Path(root))]
+    create_table_artifact(key="qaug-metrics", table=rows, description="baseline vs augmented test metrics")

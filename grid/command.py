@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from grid.format import canonical
 from grid.spec import GridError
+from qaug.lock import held
 
 
-@contextmanager
-def exclusive(out: Path) -> Iterator[None]:
+def exclusive(out: Path):
     """One grid run per output folder: a second is refused instead of racing on the store."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise GridError(f"another qaug grid is running on {out} (pid {handle.read().strip() or '?'}); wait for it or use --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
+    return held(out / ".lock", lambda pid: GridError(f"another qaug grid is running on {out} (pid {pid}); wait for it or use --out"))
 
 
 @contextmanager

@@ -1,13 +1,15 @@
 """Command line.
 
-  qaug run [--force]        the whole pipeline through ``dvc repro`` (what ``make run`` does)
+  qaug run [--force]        the whole pipeline through ``dvc repro`` (what ``make run`` does), then ``dvc push``
   qaug stage NAME           one stage with params.yaml (what each dvc.yaml stage runs)
   qaug show [--json]        baseline vs augmented metrics and deltas
+  qaug datasets             the augmented-set versions (rev, method, sizes, Δ accuracy) and the command restoring each
   qaug show --compare A B   runs side by side (e.g. exact vs a fake device, as DVC experiments)
   qaug grid FILE            a comparison grid (methods × controls × regimes × seeds), paired statistics, HTML report
   qaug show --grid NAME     a grid's verdicts and paired differences with confidence intervals
-  qaug flow                 the same stages as one Prefect flow run, in this process
-  qaug schedule --cron ...  serve the scheduled ``dvc repro`` flow (needs a Prefect server)
+  qaug flow [--force]       the same as one Prefect flow run: what dvc repro would run, a task run per stage
+  qaug deploy               register prefect.yaml's nightly deployment on its work pool (a worker runs it)
+  qaug schedule --cron ...  serve the nightly deployment from this process instead (one machine, no worker)
   qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
   qaug gaussian             Gunduz's 1-D WGAN-GP experiment: N(0, 0.2), moments + histogram
 """
@@ -36,7 +38,7 @@ def _stage(args: argparse.Namespace) -> int:
     stage.parse(raw)  # bad params fail here, before any work
     print(f"[{NAMES.index(args.name) + 1}/{len(NAMES)}] {args.name}", flush=True)
     start = time.perf_counter()
-    if os.environ.get("PREFECT_API_URL"):  # a server is watching: show the stage as a flow run
+    if _watched(required=False):  # a server is watching and this is not a stage of the pipeline flow: its own flow run
         from flows.stage import stage_flow
 
         summary = stage_flow(args.name, args.params)
@@ -46,23 +48,105 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+class ServerDown(RuntimeError):
+    """The configured Prefect server does not answer."""
+
+
+def _watched(required: bool) -> bool:
+    """Whether a Prefect server is configured and answers. A stage of a run that already decided (the pipeline
+    flow logs its output; a fallback run goes without) does not ask. A configured server that is down: a warning
+    (``required=False``: go on without Prefect) or ServerDown."""
+    from qaug.repro import NO_STAGE_FLOW
+
+    if os.environ.get(NO_STAGE_FLOW):
+        return False
+    from flows.server import api_url, down_message, unreachable
+
+    url = api_url()
+    why = unreachable(url) if url else None
+    if why and required:
+        raise ServerDown(down_message(url, why))
+    if why:
+        print(f"qaug: warning: {down_message(url, why)}; running without Prefect", file=sys.stderr, flush=True)
+    return bool(url) and not why
+
+
+def _pipeline_flow(force: bool) -> None:
+    """The pipeline flow (a task run per stage, through DVC); a server lost mid-run is one line, not tracebacks."""
+    from flows.pipeline import pipeline
+    from flows.server import api_url, lost_server_errors
+
+    try:
+        pipeline(force=force)
+    except lost_server_errors() as err:
+        raise ServerDown(f"lost the Prefect server at {api_url() or 'its temporary address'} during the run "
+                         f"({type(err).__name__}); the stages that finished are recorded in dvc.lock: run again to go on") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from qaug.params import load_params
     import yaml
 
-    from qaug.repro import committed_lock, dvc_repro, lock_difference
+    from qaug.repro import committed_lock, dvc_repro, exclusive, lock_difference
     from tasks.preflight import RESTORE_HINT, before_repro
     from tasks.stages import NAMES
 
-    before_repro(load_params("params.yaml"), force=args.force)  # data, classes, backend: before dvc deletes any output
-    code = dvc_repro(force=args.force)
-    if code != 0:
-        print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
-        return 1
+    if _watched(required=False):  # the UI shows one pipeline run with a task run per stage
+        try:
+            _pipeline_flow(args.force)
+        except Exception as err:  # the stage's output and traceback are in the flow run's log
+            if isinstance(err, _input_errors()):
+                raise
+            print(f"qaug run: {err}; {RESTORE_HINT}", file=sys.stderr)
+            return 1
+    else:
+        with exclusive():
+            before_repro(load_params("params.yaml"), force=args.force)  # data, classes, backend: before dvc deletes any output
+            code = dvc_repro(force=args.force)
+        if code != 0:
+            print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
+            return 1
     _show(argparse.Namespace(json=False))
+    if not args.no_push:
+        _push()
     committed = committed_lock()
     if committed is not None and Path("dvc.lock").is_file():
         print(lock_difference(committed, yaml.safe_load(Path("dvc.lock").read_text()), list(NAMES)))
+    return 0
+
+
+def _push() -> None:
+    """The run's data to the default DVC remote, so a fresh clone can `dvc pull` this version; a failed push
+    is a warning (the run itself succeeded and its data is in the local cache)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "dvc", "push", "--quiet"], capture_output=True, text=True,
+                          env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        print(f"qaug run: warning: dvc push failed, the data stays in this machine's cache only: {why}", file=sys.stderr)
+    else:
+        print("pushed the run's data to the default DVC remote (`dvc remote list`; `qaug datasets` lists the versions)")
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from tasks.datasets import versions
+
+    found = versions(branches=args.all_branches)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="augmented training sets (data/augmented/train.npz), newest first")
+    for col in ("rev", "date", "method", "strategy", "seed", "real", "generated", "Δ accuracy", "restore with"):
+        table.add_column(col, justify="right" if col in ("seed", "real", "generated", "Δ accuracy") else "left")
+    for v in found:
+        delta = "—" if v["accuracy_delta"] is None else f"{v['accuracy_delta']:+.3f}"
+        table.add_row(v["rev"], v["date"], str(v["method"]), str(v["strategy"]), str(v["seed"]), str(v["real"]), str(v["generated"]),
+                      delta, v["restore"])
+    Console(width=220).print(table)
     return 0
 
 
@@ -129,8 +213,8 @@ def _show_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     def cell(label: str, value) -> str:
-        if value is None or isinstance(value, str):
-            return "—" if value is None else value
+        if value is None or isinstance(value, str) or label.startswith("param "):
+            return "—" if value is None else str(value)
         if label.startswith("Δ"):
             return f"{value:+.3f}"
         return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
@@ -196,16 +280,30 @@ def _show_grid(args: argparse.Namespace) -> int:
 
 
 def _flow(args: argparse.Namespace) -> int:
-    from flows.pipeline import augmentation_pipeline
+    from tasks.preflight import RESTORE_HINT
 
-    augmentation_pipeline(params_path=args.params)
+    _watched(required=True)  # a configured server that is down: one line, before any work
+    try:
+        _pipeline_flow(args.force)
+    except Exception as err:
+        if isinstance(err, _input_errors()):
+            raise
+        print(f"qaug flow: {err}; {RESTORE_HINT}", file=sys.stderr)
+        return 1
     return _show(argparse.Namespace(json=False))
 
 
 def _schedule(args: argparse.Namespace) -> int:
     from flows.scheduled import serve
 
-    return serve(cron=args.cron, name=args.name)
+    return serve(cron=args.cron, name=args.name, timezone=args.timezone)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from flows.scheduled import deploy
+
+    _watched(required=True)
+    return deploy(args.name)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -242,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run the pipeline with dvc repro (only stages whose inputs changed)")
     run.add_argument("--force", action="store_true", help="rerun every stage")
+    run.add_argument("--no-push", action="store_true", help="do not `dvc push` the run's data to the default DVC remote")
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one pipeline stage")
@@ -252,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="baseline vs augmented metrics with deltas")
     show.add_argument("--json", action="store_true", help="print the rows as JSON")
     show.add_argument("--compare", nargs="+", metavar="RUN",
-                      help="put runs side by side: DVC experiment names, git revisions or 'workspace' (backend, label fidelity, accuracy deltas)")
+                      help="put runs side by side: DVC experiment names, git revisions or 'workspace' (the params that differ, backend, "
+                           "label fidelity, accuracy deltas)")
     show.add_argument("--grid", metavar="NAME", help="a comparison grid's verdicts and paired differences (grids/NAME or a folder)")
     show.add_argument("--markdown", action="store_true", help="with --grid: the tables and verdicts as Markdown")
     show.set_defaults(func=_show)
@@ -270,14 +370,24 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--no-progress", action="store_true", help="no progress bar in the terminal")
     grid.set_defaults(func=_grid)
 
-    flow = sub.add_parser("flow", help="run all stages as one Prefect flow run in this process")
-    flow.add_argument("--params", default="params.yaml")
+    datasets = sub.add_parser("datasets", help="the augmented training sets of this repository's history and how to restore each")
+    datasets.add_argument("--json", action="store_true")
+    datasets.add_argument("--all-branches", action="store_true", help="every local branch's history (e.g. a deployment's commit_branch), not only HEAD's")
+    datasets.set_defaults(func=_datasets)
+
+    flow = sub.add_parser("flow", help="the pipeline as one Prefect flow run: what dvc repro would run, a task run per stage")
+    flow.add_argument("--force", action="store_true", help="rerun every stage")
     flow.set_defaults(func=_flow)
 
     schedule = sub.add_parser("schedule", help="serve the scheduled dvc-repro flow (Ctrl-C to stop)")
     schedule.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: daily at 03:00)")
     schedule.add_argument("--name", default="qaug-nightly", help="deployment name")
+    schedule.add_argument("--timezone", default="UTC", help="the cron's time zone, e.g. Europe/Berlin (default UTC)")
     schedule.set_defaults(func=_schedule)
+
+    deploy = sub.add_parser("deploy", help="register prefect.yaml's nightly deployment on its process work pool (run from the project root)")
+    deploy.add_argument("--name", default="qaug-nightly", help="deployment in prefect.yaml (default qaug-nightly)")
+    deploy.set_defaults(func=_deploy)
 
     demo = sub.add_parser("demo", help="train the baseline HQCNN and the QGAN on digits 0/1/2 of the embedded MNIST")
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
@@ -294,18 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     gauss.set_defaults(func=_gaussian)
 
     args = parser.parse_args(argv)
-    configure()
+    configure(quiet_prefect=args.command == "grid")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("qaug").setLevel(logging.INFO)  # stages' own progress and outcomes (a Prefect run's log shows them)
+    try:
+        return args.func(args)
+    except _input_errors() as err:
+        print(f"qaug {args.command}: {err}{_rewrite_hint(err)}", file=sys.stderr)
+        return 2
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the input's fault (params, data, files, backend, server, a busy project): one line, exit 2."""
     from qaug.checks import DataCheckError
     from qaug.io import InputError
     from qaug.params import ParamsError
+    from qaug.repro import PipelineBusy
     from qmodels.backends import BackendError
 
-    try:
-        return args.func(args)
-    except (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError) as err:
-        print(f"qaug {args.command}: {err}{_rewrite_hint(err)}", file=sys.stderr)
-        return 2
+    return (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError, ServerDown, PipelineBusy)
 
 
 def _rewrite_hint(err: Exception) -> str:

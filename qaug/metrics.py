@@ -74,6 +74,18 @@ def compare(baseline: dict, augmented: dict) -> dict:
     return {"delta": delta, "baseline": copy.deepcopy(baseline), "augmented": copy.deepcopy(augmented)}
 
 
+def headline(comparison: dict, generated: int, real: int) -> dict[str, float | int]:
+    """The run's few numbers, flat and unnested: what ``dvc exp show`` and ``dvc metrics diff`` put side by
+    side across experiments (the full metrics stay in the other files)."""
+    base, aug, delta = comparison["baseline"], comparison["augmented"], comparison["delta"]
+    flat: dict[str, float | int] = {
+        "accuracy_baseline": base["accuracy"], "accuracy_augmented": aug["accuracy"], "accuracy_delta": delta["accuracy"],
+        "macro_f1_baseline": base["macro"]["f1"], "macro_f1_augmented": aug["macro"]["f1"], "macro_f1_delta": delta["macro"]["f1"],
+    }
+    flat |= {f"recall_delta_{name}": delta["per_class"][name]["recall"] for name in base["class_names"]}
+    return flat | {"train_real": real, "train_generated": generated}
+
+
 def _validate(
     probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:

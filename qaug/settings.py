@@ -2,7 +2,7 @@
 
 Called by the CLI before Prefect, DVC or Great Expectations are imported: no
 analytics from any of them, Prefect's state (database, logs) inside the project
-(``.prefect/``, git-ignored) and Prefect logging at WARNING unless asked.
+(``.prefect/``, git-ignored). Prefect logs at INFO (``prefect.toml``: the stages' output in the run logs).
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from pathlib import Path
 DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
     "DVC_NO_ANALYTICS": "1",
     "GX_ANALYTICS_ENABLED": "False",
 }
 
 
-def configure(root: Path | None = None) -> None:
+def configure(root: Path | None = None, quiet_prefect: bool = False) -> None:
+    """``quiet_prefect``: Prefect at WARNING (a grid's hundreds of task runs would bury its progress bar)."""
     root = Path.cwd() if root is None else Path(root)
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if quiet_prefect:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_HOME", str(root.resolve() / ".prefect"))

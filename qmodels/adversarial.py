@@ -24,10 +24,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from qmodels.ema import WeightAverage
 from qmodels.layer import QuantumLayer
+from qmodels.progress import bar as progress_bar
 from qmodels.wgan import critic_loss, generator_loss, gradient_penalty
 
 
@@ -193,7 +193,7 @@ def train_gan(
     d_steps = cfg.n_critic if wgan else 1
     ema = WeightAverage(model.generator, cfg.ema_decay)
     model.generator.train()
-    bar = tqdm(range(cfg.steps), desc="GAN", disable=None if progress else True, leave=False)  # no bars without a TTY
+    bar = progress_bar(cfg.steps, "GAN", "steps", progress)
     for _ in bar:
         for k in range(d_steps):
             real = torch.cat([x[idx[torch.randint(len(idx), (n,), generator=gen)]] for idx, n in zip(by_class, real_counts) if n])

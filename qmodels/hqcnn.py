@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from qmodels.circuits import hqcnn_ansatz
 from qmodels.layer import QuantumLayer
+from qmodels.progress import bar as progress_bar
 
 log = logging.getLogger("qaug.hqcnn")
 
@@ -99,7 +99,7 @@ def _attempt(
     chance = 1.0 / model_cfg.num_classes
     present = torch.bincount(y, minlength=model_cfg.num_classes) > 0
     check_at = max(1, round(cfg.collapse_check * epochs))
-    bar = tqdm(range(epochs), desc=f"HQCNN (attempt {attempt + 1})", disable=None if progress else True, leave=False)  # None: no bars without a TTY
+    bar = progress_bar(epochs, f"HQCNN (attempt {attempt + 1})", "epochs", progress)
     for epoch in bar:
         order = torch.randperm(len(x), generator=gen)
         total, correct = 0.0, 0

@@ -18,11 +18,11 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from qmodels.circuits import expval_generator_ansatz
 from qmodels.ema import WeightAverage
 from qmodels.layer import QuantumLayer
+from qmodels.progress import bar as progress_bar
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
@@ -120,7 +120,7 @@ def train_sample_qgan(model: SampleQGAN, progress: bool = False) -> SampleQGAN:
     opt_d = torch.optim.Adam(model.critic.parameters(), lr=cfg.lr_critic, betas=(0.5, 0.9))
     decay = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: 1 - step / cfg.steps) for o in (opt_g, opt_d)]  # linear to 0
     ema = WeightAverage(model.generator, cfg.ema_decay)
-    for _ in tqdm(range(cfg.steps), desc="WGAN-GP", disable=None if progress else True, leave=False):
+    for _ in progress_bar(cfg.steps, "WGAN-GP", "steps", progress):
         for _ in range(cfg.n_critic):
             real = model.real(cfg.batch_size, gen)
             with torch.no_grad():

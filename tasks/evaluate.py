@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from qaug.data import GENERATED
-from qaug.io import image_set, load_arrays, load_image_set, write_metrics
-from qaug.metrics import compare
+from qaug.io import image_set, load_arrays, load_image_set, write_json, write_metrics
+from qaug.metrics import compare, headline
 from qaug.params import section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
 from tasks.classifier import BaselineParams, fit, load_model, save_model, score, training_summary, write_history
@@ -27,6 +27,7 @@ class EvaluatePaths:
     model: Path = out("models/augmented.pt")
     metrics: Path = out("metrics/augmented.json")
     comparison: Path = out("metrics/comparison.json")
+    summary: Path = out("metrics/summary.json")
     history: Path = out("plots/data/augmented_history.csv")
     accuracy_figure: Path = out("plots/per_class_accuracy.png")
     confusion_figure: Path = out("plots/confusion_matrices.png")
@@ -53,6 +54,8 @@ def run(params: BaselineParams, quantum: QuantumParams, seed: int, paths: Evalua
     write_history(paths.history, result)
     write_metrics(paths.metrics, metrics)
     write_metrics(paths.comparison, comparison)
+    generated = int((source == GENERATED).sum())
+    write_json(paths.summary, headline(comparison, generated, len(merged) - generated))
     names = [str(c) for c in test.classes]
     per_class_accuracy(
         names, [baseline["per_class"][n]["accuracy"] for n in names], [metrics["per_class"][n]["accuracy"] for n in names],

@@ -11,6 +11,7 @@ is reported, not hidden. The general strategy skips filtering.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from tasks.layout import dep, journal, out, rooted
 from tasks.methods import Sampler, load_generator
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
+
+log = logging.getLogger("qaug.filter")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def filter_rounds(
             part_rounds.append(np.full(len(take), rounds, dtype=np.int64))
             accepted, rounds = accepted + len(take), rounds + 1
             short = need[c] - accepted
+            log.info("class %d round %d: %d of %d candidates pass τ %.3f, %d/%d accepted", c, rounds, len(ok), len(batch), taus[c],
+                     accepted, need[c])
             if short <= 0 or rounds >= max_rounds:
                 break
             batch = sampler.sample(c, oversample * short, seed=sample_seed(seed, "filter", c, rounds))

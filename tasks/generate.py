@@ -7,6 +7,7 @@ General strategy (the paper's Algorithm 2): N_gen / C per class, no filtering.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tasks.layout import dep, journal, out, rooted
 from tasks.methods import GAN_METHODS, AugmentParams, load_generator
 from tasks.quality import ChecksParams, verify
 from tasks.quantum import QuantumParams, on_backend
+
+log = logging.getLogger("qaug.generate")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,10 @@ def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, see
     per_class = [n * (params.oversample if params.strategy == "customised" else 1) for n in need]
     with on_backend(quantum, sampler.quantum_layers, paths.jobs) as backend:
         backend.announce("generate", sum(per_class) * sampler.circuits_per_sample)
-        images = [sampler.sample(c, k, seed=sample_seed(seed, "generate", c, 0)) for c, k in enumerate(per_class)]
+        images = []
+        for c, k in enumerate(per_class):
+            images.append(sampler.sample(c, k, seed=sample_seed(seed, "generate", c, 0)))
+            log.info("class %d: %d candidates generated (%d of %d classes)", c, k, c + 1, len(per_class))
     labels = np.concatenate([np.full(k, c, dtype=np.int64) for c, k in enumerate(per_class)])
     images = np.concatenate(images)
     verify(

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from qaug.io import read_json
 
 COMPARISON = Path("metrics/comparison.json")
@@ -145,6 +147,25 @@ def run_summary(metrics: dict[Path, dict]) -> dict:
     return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
 
 
+def flat_params(raw: dict, prefix: str = "") -> dict[str, object]:
+    """params.yaml as dotted keys (``filter.tau``), lists and scalars as values."""
+    flat = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat |= flat_params(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differing_params(params: dict[str, dict]) -> dict[str, dict[str, object]]:
+    """``{run: {"param KEY": value}}`` for the params.yaml keys whose values differ between the runs (absent: None)."""
+    flat = {run: flat_params(raw) for run, raw in params.items()}
+    keys = sorted({k for f in flat.values() for k in f})
+    differ = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
+    return {run: {f"param {k}": f.get(k) for k in differ} for run, f in flat.items()}
+
+
 def resolve_runs(runs: list[str], rows: list[dict], is_commit=lambda rev: False,
                  older: dict[str, str] | None = None) -> dict[str, str | None]:
     """Each run's git revision (None for the workspace): an experiment name or rev from exp_show ``rows``
@@ -180,7 +201,8 @@ def experiment_refs(for_each_ref: str) -> dict[str, str]:
 
 
 def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
-    """``{run: {label: value}}`` for runs named as DVC experiments, git revisions or ``workspace``."""
+    """``{run: {label: value}}`` for runs named as DVC experiments, git revisions or ``workspace``: the params that
+    differ between them, then the headline numbers."""
     import dvc.api
     from dvc.exceptions import PathMissingError
 
@@ -190,8 +212,10 @@ def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
 
     refs = subprocess.run(["git", "for-each-ref", "--sort=committerdate", "--format=%(refname) %(objectname)", "refs/exps"],
                           cwd=root, capture_output=True, text=True).stdout
-    summaries = {}
+    summaries, params = {}, {}
     for run, rev in resolve_runs(runs, dvc.api.exp_show(repo=str(root)), is_commit, experiment_refs(refs)).items():
+        text = (Path(root) / "params.yaml").read_text() if rev is None else dvc.api.read("params.yaml", repo=str(root), rev=rev)
+        params[run] = yaml.safe_load(text) or {}
         metrics = {}
         for file in (COMPARISON, FILTER, GENERATION, GENERATOR):
             try:
@@ -200,4 +224,5 @@ def side_by_side(runs: list[str], root: Path = Path(".")) -> dict[str, dict]:
                 continue
             metrics[file] = json.loads(text)
         summaries[run] = run_summary(metrics)
-    return summaries
+    differ = differing_params(params)
+    return {run: differ[run] | summary for run, summary in summaries.items()}  # what differs first, then the outcome

@@ -19,6 +19,7 @@ real training images (independent of the HQCNN that filters):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from qaug.io import load_arrays, load_image_set, write_metrics
 from qaug.params import require, section, seed_of
 from qmodels.classical import embed, predict, train_classifier
 from tasks.layout import dep, out, rooted
+
+log = logging.getLogger("qaug.score_generated")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
     else:
         print(inception["note"], flush=True)
     real_inception = inception_features(fid_metric, train.images) if fid_metric else None
+    log.info("training the judge CNN on %d real images", len(train.labels))
     judge = train_classifier(train.images, train.labels, len(names), seed=seed)
     real_features = embed(judge, train.images)
     metrics = {
@@ -118,6 +122,7 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
         gen_inception = (inception_features(fid_metric, data["images"]), real_inception) if fid_metric else None
         metrics[key] = score_set(data["images"], data["labels"], (train.images, train.labels), test.images, judge,
                                  real_features, names, seed, gen_inception)
+        log.info("scored %d %s: label fidelity %s", len(data["labels"]), key, metrics[key]["label_fidelity"])
     write_metrics(paths.metrics, metrics)
     a = metrics["accepted"]
     return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"],

@@ -21,10 +21,10 @@ def _files(*paths: str) -> tuple[str, ...]:
 
 
 _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
-_HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", *_CORE)
+_HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", "qmodels/progress.py", *_CORE)
 _GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py", "qmodels/hybrid_qgan.py", "qmodels/hybridq.py",
                "qmodels/mosaiq.py", "qmodels/subgenerators.py", "qmodels/qgan.py", "qmodels/adversarial.py", "qmodels/ema.py",
-               "qmodels/wgan.py", *_CORE)
+               "qmodels/wgan.py", "qmodels/progress.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -18,3 +22,28 @@ def tiny_params() -> dict:
     raw["filter"].update(tau=0.34, max_rounds=2)
     raw["checks"].update(max_duplicate_fraction=0.5)
     return raw
+
+
+def project_env(**extra: str) -> dict:
+    """Subprocess environment for a test project: no analytics, a git identity, this environment's ``qaug``."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DO_NOT_TRACK="1", GIT_AUTHOR_NAME="qaug tests", GIT_AUTHOR_EMAIL="tests@qaug.invalid",
+               GIT_COMMITTER_NAME="qaug tests", GIT_COMMITTER_EMAIL="tests@qaug.invalid", **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def dvc_project(root: Path) -> Path:
+    """A fresh git + DVC repo at ``root`` with dvc.yaml, prefect.yaml, the DVC config, tiny params and copies of the
+    code (DVC hashes the copies; the stages run this environment's installed ``qaug``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in ("qaug", "qmodels", "tasks", "flows"):
+        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "prefect.yaml"):
+        shutil.copy(PROJECT / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = project_env()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env, timeout=900)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env, timeout=900)
+    for name in ("config", "offline_plots.html"):  # the shipped DVC config: its default remote is ../qaug-remote
+        shutil.copy(PROJECT / ".dvc" / name, root / ".dvc" / name)
+    return root

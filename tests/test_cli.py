@@ -14,6 +14,7 @@ def test_demo_writes_metrics_and_sample_grid(tmp_path) -> None:
 
 def test_stage_with_bad_params_fails_before_work_naming_the_key(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
     (tmp_path / "params.yaml").write_text("filter:\n  tau: 1.5\n")
     assert main(["stage", "filter"]) == 2
     assert "params.yaml: filter.tau must be in [0, 1], got 1.5" in capsys.readouterr().err

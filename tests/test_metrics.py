@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from qaug.metrics import classification_metrics, compare
+from qaug.metrics import classification_metrics, compare, headline
 
 NAMES = ["a", "b", "c"]
 # Predictions (argmax): a, b, b, b, b -> class "c" is never predicted.
@@ -124,6 +124,17 @@ def test_compare_deltas() -> None:
     reverse = compare(aug, base)["delta"]
     assert reverse["accuracy"] == pytest.approx(-0.4)
     assert reverse["per_class"]["b"]["precision"] == pytest.approx(-0.5)
+
+
+def test_headline_is_flat_and_holds_the_deltas() -> None:
+    base = classification_metrics(PROBS, LABELS, NAMES)
+    aug = classification_metrics(np.eye(3)[LABELS], LABELS, NAMES)
+    flat = headline(compare(base, aug), generated=7, real=10)
+    assert all(not isinstance(v, (dict, list)) for v in flat.values())
+    assert flat["accuracy_delta"] == pytest.approx(0.4) and flat["accuracy_augmented"] == 1.0
+    assert flat["macro_f1_delta"] == pytest.approx(5 / 9) and flat["recall_delta_a"] == pytest.approx(0.5)
+    assert (flat["train_real"], flat["train_generated"]) == (10, 7)
+    assert sorted(k for k in flat if k.startswith("recall_delta_")) == [f"recall_delta_{n}" for n in NAMES]
 
 
 def test_compare_is_json_deterministic_and_does_not_alias_inputs() -> None:

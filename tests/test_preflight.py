@@ -25,6 +25,8 @@ def project(tmp_path, monkeypatch):
     calls: list[bool] = []
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or 0)
     monkeypatch.setattr("qaug.cli._show", lambda args: 0)
+    monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
+    monkeypatch.setattr("qaug.cli._push", lambda: None)
     monkeypatch.setattr("tasks.preflight.stale_stages", lambda root=Path("."): None)  # not a DVC project: check all
 
     def run(**sections) -> tuple[int, bool]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.report import COMPARISON, FILTER, experiment_refs, resolve_runs, run_summary
+from tasks.report import COMPARISON, FILTER, differing_params, experiment_refs, resolve_runs, run_summary
 
 ROWS = [  # the shape of dvc.api.exp_show() rows
     {"Experiment": None, "rev": "workspace"},
@@ -56,3 +56,17 @@ def test_experiment_refs_of_every_commit_newest_name_wins() -> None:
     assert experiment_refs(lines) == {"dcgan": "5555555", "hybridq": "4444444"}
     with pytest.raises(FileNotFoundError, match="known: .*hybridq"):
         resolve_runs(["torino"], ROWS, older=experiment_refs(lines))
+
+
+def test_only_params_that_differ_between_runs_are_listed() -> None:
+    params = {
+        "main": {"seed": 0, "filter": {"tau": 0.7, "alpha": 0.1}, "ingest": {"classes": [0, 1, 2]}},
+        "exp-1": {"seed": 0, "filter": {"tau": 0.5, "alpha": 0.1}, "ingest": {"classes": [0, 1]}},
+        "exp-2": {"seed": 0, "filter": {"tau": 0.7, "alpha": 0.1}, "ingest": {"classes": [0, 1, 2]}, "new": {"key": 1}},
+    }
+    assert differing_params(params) == {
+        "main": {"param filter.tau": 0.7, "param ingest.classes": [0, 1, 2], "param new.key": None},
+        "exp-1": {"param filter.tau": 0.5, "param ingest.classes": [0, 1], "param new.key": None},
+        "exp-2": {"param filter.tau": 0.7, "param ingest.classes": [0, 1, 2], "param new.key": 1},
+    }
+    assert differing_params({"a": params["main"], "b": params["main"]}) == {"a": {}, "b": {}}
