@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from prefect import get_run_logger, task
+
+from qaug.repro import dvc_push
 
 RECORDED = ("dvc.lock", "params.yaml", "metrics", "plots")  # what git holds of a run; DVC holds the rest
 
@@ -54,8 +55,7 @@ def commit_results(root: str, branch: str) -> str | None:
 def push_data(root: str) -> None:
     """``dvc push``: the run's data to the project's default DVC remote, its output in the log (no retries: a
     missing or misconfigured remote fails the same way again)."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=root, capture_output=True, text=True,
-                          env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    proc = dvc_push(Path(root))
     for line in (proc.stdout + proc.stderr).splitlines():
         get_run_logger().info(line)
     if proc.returncode != 0:

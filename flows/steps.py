@@ -14,7 +14,7 @@ from prefect.artifacts import (create_image_artifact, create_markdown_artifact, 
 from qaug.io import read_json
 from qaug.repro import PipelineBusy, repro_stage
 from tasks.layout import files
-from tasks.report import comparison_rows, summary_markdown
+from tasks.report import comparison_rows, flatten, summary_markdown
 from tasks.stages import NAMES, get, tags
 
 # A qmodels.progress line as the stage process logs it, e.g. "INFO qaug.progress: GAN 120/400 steps (loss_d 0.6, …)".
@@ -81,18 +81,14 @@ def rounded(value, digits: int = 4):
     return value
 
 
-def metric_rows(metrics: dict, prefix: str = "") -> list[dict]:
+def metric_rows(metrics: dict) -> list[dict]:
     """A metrics file as flat (metric, value) rows: nested keys joined with dots, long series left out."""
     rows = []
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows += metric_rows(value, f"{name}.")
-        elif isinstance(value, list):
-            if len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
-                rows.append({"metric": name, "value": ", ".join(str(rounded(v)) for v in value)})
-        else:
+    for name, value in flatten(metrics).items():
+        if not isinstance(value, list):
             rows.append({"metric": name, "value": rounded(value)})
+        elif len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
+            rows.append({"metric": name, "value": ", ".join(str(rounded(v)) for v in value)})
     return rows
 
 

@@ -71,16 +71,24 @@ def _watched(required: bool) -> bool:
     return bool(url) and not why
 
 
-def _pipeline_flow(force: bool) -> None:
-    """The pipeline flow (a task run per stage, through DVC); a server lost mid-run is one line, not tracebacks."""
+def _pipeline_flow(force: bool, command: str) -> int:
+    """The pipeline flow (a task run per stage, through DVC): 0, or 1 after a failed stage (its output is in the
+    flow run's log); input errors propagate, and a server lost mid-run is one line, not tracebacks."""
     from flows.pipeline import pipeline
     from flows.server import api_url, lost_server_errors
+    from tasks.preflight import RESTORE_HINT
 
     try:
         pipeline(force=force)
     except lost_server_errors() as err:
         raise ServerDown(f"lost the Prefect server at {api_url() or 'its temporary address'} during the run "
                          f"({type(err).__name__}); the stages that finished are recorded in dvc.lock: run again to go on") from None
+    except Exception as err:
+        if isinstance(err, _input_errors()):
+            raise
+        print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,12 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from tasks.stages import NAMES
 
     if _watched(required=False):  # the UI shows one pipeline run with a task run per stage
-        try:
-            _pipeline_flow(args.force)
-        except Exception as err:  # the stage's output and traceback are in the flow run's log
-            if isinstance(err, _input_errors()):
-                raise
-            print(f"qaug run: {err}; {RESTORE_HINT}", file=sys.stderr)
+        if _pipeline_flow(args.force, "run"):
             return 1
     else:
         with exclusive():
@@ -118,10 +121,9 @@ def _run(args: argparse.Namespace) -> int:
 def _push() -> None:
     """The run's data to the default DVC remote, so a fresh clone can `dvc pull` this version; a failed push
     is a warning (the run itself succeeded and its data is in the local cache)."""
-    import subprocess
+    from qaug.repro import dvc_push
 
-    proc = subprocess.run([sys.executable, "-m", "dvc", "push", "--quiet"], capture_output=True, text=True,
-                          env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    proc = dvc_push()
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         print(f"qaug run: warning: dvc push failed, the data stays in this machine's cache only: {why}", file=sys.stderr)
@@ -280,17 +282,8 @@ def _show_grid(args: argparse.Namespace) -> int:
 
 
 def _flow(args: argparse.Namespace) -> int:
-    from tasks.preflight import RESTORE_HINT
-
     _watched(required=True)  # a configured server that is down: one line, before any work
-    try:
-        _pipeline_flow(args.force)
-    except Exception as err:
-        if isinstance(err, _input_errors()):
-            raise
-        print(f"qaug flow: {err}; {RESTORE_HINT}", file=sys.stderr)
-        return 1
-    return _show(argparse.Namespace(json=False))
+    return _pipeline_flow(args.force, "flow") or _show(argparse.Namespace(json=False))
 
 
 def _schedule(args: argparse.Namespace) -> int:

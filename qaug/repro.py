@@ -19,8 +19,7 @@ from qaug.lock import held
 
 def stale_stages(root: Path = Path(".")) -> set[str] | None:
     """Stages ``dvc repro`` would run first (changed deps or params, missing outputs); None when DVC cannot say."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=_env(), capture_output=True, text=True)
     try:
         return set(json.loads(proc.stdout)) if proc.returncode == 0 else None
     except json.JSONDecodeError:
@@ -79,6 +78,11 @@ def dvc_repro(force: bool = False, root: Path = Path(".")) -> int:
     """Run ``dvc repro`` in ``root`` without Prefect; returns its exit code."""
     cmd = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
     return subprocess.run(cmd, cwd=root, env=_env(**{NO_STAGE_FLOW: "1"})).returncode
+
+
+def dvc_push(root: Path = Path(".")) -> subprocess.CompletedProcess:
+    """``dvc push`` of the run's data to the default DVC remote; output captured for the caller to show."""
+    return subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=root, env=_env(), capture_output=True, text=True)
 
 
 def pipeline_stages(root: Path = Path(".")) -> list[tuple[str, list[str]]]:

@@ -147,12 +147,12 @@ def run_summary(metrics: dict[Path, dict]) -> dict:
     return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
 
 
-def flat_params(raw: dict, prefix: str = "") -> dict[str, object]:
-    """params.yaml as dotted keys (``filter.tau``), lists and scalars as values."""
+def flatten(raw: dict, prefix: str = "") -> dict[str, object]:
+    """A nested dict (params.yaml, a metrics file) as dotted keys (``filter.tau``), lists and scalars as values."""
     flat = {}
     for key, value in raw.items():
         if isinstance(value, dict):
-            flat |= flat_params(value, f"{prefix}{key}.")
+            flat |= flatten(value, f"{prefix}{key}.")
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -160,7 +160,7 @@ def flat_params(raw: dict, prefix: str = "") -> dict[str, object]:
 
 def differing_params(params: dict[str, dict]) -> dict[str, dict[str, object]]:
     """``{run: {"param KEY": value}}`` for the params.yaml keys whose values differ between the runs (absent: None)."""
-    flat = {run: flat_params(raw) for run, raw in params.items()}
+    flat = {run: flatten(raw) for run, raw in params.items()}
     keys = sorted({k for f in flat.values() for k in f})
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
     return {run: {f"param {k}": f.get(k) for k in differ} for run, f in flat.items()}
