@@ -4,6 +4,7 @@ metrics as artifacts), a stage in this process, and the run's report."""
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from pathlib import Path
 
@@ -11,15 +12,20 @@ from prefect import get_run_logger, task
 from prefect.artifacts import (create_image_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
 
+from qaug.data_docs import build_from_reports
 from qaug.io import read_json
 from qaug.repro import PipelineBusy, repro_stage
 from tasks.layout import files
-from tasks.report import comparison_rows, flatten, summary_markdown
+from tasks.report import CHECKS, check_rows, comparison_rows, flatten, summary_markdown
 from tasks.stages import NAMES, get, tags
 
 # A qmodels.progress line as the stage process logs it, e.g. "INFO qaug.progress: GAN 120/400 steps (loss_d 0.6, …)".
 PROGRESS = re.compile(r"qaug\.progress: (?P<what>.+?) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# DVC's advice after each stage (stage the lock file, enable autostage, push): the same five lines in every
+# stage's log, noise in the UI; kept at DEBUG.
+DVC_ADVICE = re.compile(r"^\s*(To track the changes with git, run:|git add |To enable auto staging, run:|"
+                        r"dvc config core\.autostage true|Use `dvc push` to send your updates to remote storage\.)")
 # What DVC prints when it runs a stage, and when it restores the stage's outputs from its run cache instead.
 RAN, RESTORED = "Running stage '{}'", "Stage '{}' is cached - skipping run, checking out outputs"
 
@@ -47,15 +53,23 @@ def reproduce_stage(name: str, root: str = ".", force: bool = False) -> str:
     dvc.lock stays true. Returns "ran", "restored" (outputs from DVC's run cache) or "unchanged"."""
     logger = get_run_logger()
     progress, outcome = None, "unchanged"
-    for raw_line in repro_stage(name, Path(root), force):
-        line = ANSI.sub("", raw_line).rstrip()
-        if not line:
-            continue
-        logger.info(line)
-        outcome = "ran" if RAN.format(name) in line else "restored" if RESTORED.format(name) in line else outcome
-        step = PROGRESS.search(line)
-        if step:
-            progress = _show_progress(progress, name, step)
+    try:
+        for raw_line in repro_stage(name, Path(root), force):
+            line = ANSI.sub("", raw_line).rstrip()
+            if not line:
+                continue
+            logger.log(logging.DEBUG if DVC_ADVICE.match(line) else logging.INFO, line)
+            outcome = "ran" if RAN.format(name) in line else "restored" if RESTORED.format(name) in line else outcome
+            step = PROGRESS.search(line)
+            if step:
+                progress = _show_progress(progress, name, step)
+    except PipelineBusy:
+        raise
+    except Exception:
+        if name in NAMES and set(files(get(name).paths_object(), "out")) & set(CHECKS):
+            build_docs(Path(root))  # the stage failed; if its data checks did, they are what to look at
+            publish_checks(Path(root), failed_only=True)
+        raise
     if outcome != "unchanged" and name in NAMES:
         publish_stage(name, Path(root))
     return outcome
@@ -121,7 +135,29 @@ def run_stage(name: str, raw: dict, root: str = ".") -> dict:
 
 @task(task_run_name="report")
 def publish_report(root: str = ".") -> None:
-    """A markdown summary and the headline metrics table (rounded), on the flow run's Artifacts tab."""
+    """Data Docs, then a markdown summary (with the checks' verdicts and the Data Docs' address), the headline
+    metrics table (rounded) and the data checks table, on the flow run's Artifacts tab."""
+    build_docs(Path(root))
     create_markdown_artifact(key="qaug-summary", markdown=summary_markdown(Path(root)), description="qaug run summary")
     rows = [{k: rounded(v) for k, v in row.items()} for row in comparison_rows(Path(root))]
     create_table_artifact(key="qaug-metrics", table=rows, description="baseline vs augmented test metrics")
+    publish_checks(Path(root))
+
+
+def build_docs(root: Path) -> None:
+    """gx/ and its Data Docs from the run's check reports; a failure is a warning (the docs are a view)."""
+    try:
+        build_from_reports(list(CHECKS), root)
+    except Exception as err:  # noqa: BLE001
+        get_run_logger().warning("Data Docs not built (%s: %s); `qaug docs` retries", type(err).__name__, err)
+
+
+def publish_checks(root: Path, failed_only: bool = False) -> None:
+    """Great Expectations' verdicts, one row per expectation (or per failed one), as a table artifact; best effort."""
+    rows = check_rows(root, failed_only)
+    try:
+        if rows:
+            create_table_artifact(key=artifact_key("data-checks", "failed" if failed_only else "all"), table=rows,
+                                  description="failed data checks" if failed_only else "data checks (Great Expectations)")
+    except Exception as err:  # noqa: BLE001 - best effort: it must not hide the stage's own error
+        get_run_logger().warning("data checks artifact not published (%s: %s)", type(err).__name__, err)

@@ -39,11 +39,13 @@ class DataCheckError(RuntimeError):
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Outcome of one ``check_image_set`` call; ``results`` holds one dict per expectation."""
+    """Outcome of one ``check_image_set`` call; ``results`` holds one dict per expectation, ``validations`` GX's
+    own validation result per table (what Data Docs render; without GX's timestamps, so the bytes repeat)."""
 
     name: str
     success: bool
     results: list[dict]
+    validations: list[dict] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,14 +122,15 @@ def check_image_set(
                 f"no sample identical to any of {len(forbidden)} forbidden images",
             )
         )
-    results = _validate(name, "samples", samples, sample_checks)
+    validations = [_validate(name, "samples", samples, sample_checks)]
     if required_per_class is not None:
         # GX has no "value count >= n" expectation, so compare count and required per class row.
         count_check = gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="count", column_B="required", or_equal=True)
         classes = _class_table(labels, required_per_class)
-        results += _validate(name, "classes", classes, [(count_check, "count >= required for every class")])
+        validations.append(_validate(name, "classes", classes, [(count_check, "count >= required for every class")]))
 
-    report = CheckReport(name=name, success=all(r["success"] for r in results), results=results)
+    results = [_summarise(r) for v in validations for r in v["results"]]
+    report = CheckReport(name=name, success=all(r["success"] for r in results), results=results, validations=validations)
     if raise_on_failure:
         report.raise_if_failed()
     return report
@@ -188,8 +191,9 @@ def _datasource():
         return _source
 
 
-def _validate(name: str, table: str, df, checks: list) -> list[dict]:
-    """Validate ``df`` against ``checks`` (expectation, readable expectation) on a fresh, uniquely named asset."""
+def _validate(name: str, table: str, df, checks: list) -> dict:
+    """Validate ``df`` against ``checks`` (expectation, readable expectation) on a fresh, uniquely named asset;
+    GX's result as JSON, its expectations in ``checks`` order, less the load time and ids that differ per call."""
     import great_expectations as gx
 
     datasource = _datasource()
@@ -205,8 +209,12 @@ def _validate(name: str, table: str, df, checks: list) -> list[dict]:
     finally:
         with _lock:
             datasource.delete_asset(key)
-    results = sorted(outcome.results, key=lambda r: r.expectation_config.meta["order"])
-    return [_summarise(r.to_json_dict()) for r in results]
+    raw = outcome.to_json_dict()
+    raw["results"].sort(key=lambda r: r["expectation_config"]["meta"]["order"])
+    for r in raw["results"]:
+        r["expectation_config"]["kwargs"].pop("batch_id", None)  # names this call's throwaway asset
+    return {"table": table, "suite_name": f"{name}-{table}",
+            **{k: raw[k] for k in ("success", "statistics", "results")}}
 
 
 def _summarise(result: dict) -> dict:

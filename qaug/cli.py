@@ -106,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         with exclusive():
             before_repro(load_params("params.yaml"), force=args.force)  # data, classes, backend: before dvc deletes any output
             code = dvc_repro(force=args.force)
+            _build_docs()
         if code != 0:
             print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
             return 1
@@ -129,6 +130,34 @@ def _push() -> None:
         print(f"qaug run: warning: dvc push failed, the data stays in this machine's cache only: {why}", file=sys.stderr)
     else:
         print("pushed the run's data to the default DVC remote (`dvc remote list`; `qaug datasets` lists the versions)")
+
+
+def _docs(args: argparse.Namespace) -> int:
+    """gx/ and its Data Docs from data/checks/*.json; the checks' verdicts and where the site is."""
+    from qaug.data_docs import build_from_reports
+    from tasks.report import CHECKS, checks_markdown
+    from tasks.stages import writer
+
+    index, old = build_from_reports(list(CHECKS))
+    for path in old:
+        print(f"qaug docs: {path} was written before the stages kept GX's results; left out "
+              f"(`dvc repro -f -s {writer(path)}` rewrites it)", file=sys.stderr)
+    if index is None:
+        print("qaug docs: no data checks to show yet: run the pipeline (`qaug run`)", file=sys.stderr)
+        return 1
+    print("\n".join(checks_markdown()[1:]))
+    return 0
+
+
+def _build_docs() -> None:
+    """Data Docs after a run (a failed one too: its failing checks are what to look at); best effort."""
+    from qaug.data_docs import build_from_reports
+    from tasks.report import CHECKS
+
+    try:
+        build_from_reports(list(CHECKS))
+    except Exception as err:  # noqa: BLE001 - the run's outputs are in place; docs are a view of them
+        print(f"qaug: warning: Data Docs not built ({type(err).__name__}: {err}); `qaug docs` retries", file=sys.stderr)
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -175,7 +204,18 @@ def _show(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     _show_generation(console)
+    _show_checks(console)
     return 0
+
+
+def _show_checks(console) -> None:
+    """Each checked set's verdict, the failed expectations in full, and where the Data Docs are."""
+    from rich.markup import escape
+
+    from tasks.report import checks_markdown
+
+    for line in checks_markdown()[1:]:
+        console.print(escape(line).replace(": failed ", ": [red]failed[/] ", 1), highlight=False)
 
 
 def _show_generation(console) -> None:
@@ -367,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     datasets.add_argument("--json", action="store_true")
     datasets.add_argument("--all-branches", action="store_true", help="every local branch's history (e.g. a deployment's commit_branch), not only HEAD's")
     datasets.set_defaults(func=_datasets)
+
+    docs = sub.add_parser("docs", help="build Great Expectations Data Docs (gx/, offline HTML) from the run's data checks")
+    docs.set_defaults(func=_docs)
 
     flow = sub.add_parser("flow", help="the pipeline as one Prefect flow run: what dvc repro would run, a task run per stage")
     flow.add_argument("--force", action="store_true", help="rerun every stage")

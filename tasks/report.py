@@ -15,6 +15,9 @@ FILTER = Path("metrics/filter.json")
 MERGE = Path("metrics/merge.json")
 GENERATION = Path("metrics/generation.json")
 GENERATOR = Path("metrics/generator.json")
+# The Great Expectations reports of the sets generate, filter and merge check, in pipeline order.
+CHECKS = (Path("data/checks/candidates.json"), Path("data/checks/accepted.json"), Path("data/checks/merged.json"))
+DATA_DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")
 
 
 def _comparison(root: Path) -> dict:
@@ -82,7 +85,47 @@ def summary_markdown(root: Path = Path(".")) -> str:
         ]
         if inception_note(g):
             lines += ["", inception_note(g)]
+    lines += checks_markdown(root)
     return "\n".join(lines) + "\n"
+
+
+def check_rows(root: Path = Path("."), failed_only: bool = False) -> list[dict]:
+    """The run's data checks, one row per expectation (set, expectation, column, passed, expected, observed),
+    from the reports the stages wrote; a stage that failed its checks leaves its report behind."""
+    rows = []
+    for path in CHECKS:
+        if (root / path).is_file():
+            report = read_json(root / path)
+            rows += [{"set": report["name"], "expectation": r["expectation"], "column": r["column"] or "",
+                      "passed": r["success"], "expected": r["expected"], "observed": _short(r["observed"])}
+                     for r in report["results"] if not (failed_only and r["success"])]
+    return rows
+
+
+def _short(observed) -> str:
+    """An observed value in a table cell: counts and a few offending values, not GX's whole result."""
+    if isinstance(observed, dict) and "unexpected_count" in observed:
+        return f"{observed['unexpected_count']} bad" + (f", e.g. {observed['unexpected_values'][:3]}" if observed["unexpected_count"] else "")
+    if isinstance(observed, list):  # classes short of their required count
+        return "; ".join(f"class {c['class']}: {c['count']} of {c['required']}" for c in observed)
+    return json.dumps(observed) if isinstance(observed, dict) else str(observed)
+
+
+def checks_markdown(root: Path = Path(".")) -> list[str]:
+    """Per checked set, passed or which expectations failed; where the Data Docs are."""
+    rows = check_rows(root)
+    if not rows:
+        return []
+    lines = ["", "Data checks (Great Expectations):", ""]
+    for name in dict.fromkeys(r["set"] for r in rows):
+        mine = [r for r in rows if r["set"] == name]
+        failed = [r for r in mine if not r["passed"]]
+        lines.append(f"- {name}: failed {len(failed)} of {len(mine)} expectations: " + "; ".join(
+            f"{r['expectation']}{' [' + r['column'] + ']' if r['column'] else ''}: expected {r['expected']}, observed {r['observed']}"
+            for r in failed) if failed else f"- {name}: all {len(mine)} expectations passed")
+    docs = (root / DATA_DOCS).resolve()
+    lines += ["", f"Data Docs: {docs.as_uri()}" if docs.is_file() else "Data Docs: not built (`qaug docs`)"]
+    return lines
 
 
 def inception_note(g: dict) -> str | None:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from prefect import flow
@@ -27,6 +28,9 @@ from flows.pipeline import pipeline
 from flows.record import commit_results
 from flows.stage import stage_flow
 from flows.steps import PROGRESS, metric_rows, run_stage
+from qaug.checks import check_image_set
+from qaug.data_docs import SITE, network_loads
+from qaug.io import write_json
 from qaug.repro import PipelineBusy, exclusive, repro_stage
 from tasks.stages import IBM_TAG, NAMES
 from tests.pipeline_helpers import dvc_project, project_env, tiny_params
@@ -109,6 +113,7 @@ def test_every_stage_logs_its_work_and_training_shows_progress(flow_run) -> None
             messages = [log.message for log in client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=[runs[name].id])))]
             text = "\n".join(messages)
             assert f"Running stage '{name}'" in text and f"{name}: done in" in text, name
+            assert "To enable auto staging" not in text and "dvc config core.autostage" not in text, name  # DVC's advice: DEBUG
             if name in ("train_baseline", "train_generator", "evaluate"):
                 steps = [m for m in map(PROGRESS.search, messages) if m]
                 assert steps and steps[-1]["done"] == steps[-1]["total"], name
@@ -132,6 +137,42 @@ def test_stage_metrics_and_figures_are_artifacts_rounded(flow_run) -> None:
     headline = json.loads(found["qaug-metrics"].data)
     numbers = [v for row in headline for v in row.values() if isinstance(v, float)] + [v for v in rows.values() if isinstance(v, float)]
     assert numbers and all(v == float(f"{v:.4g}") for v in numbers)
+
+
+def test_data_checks_are_data_docs_and_artifacts(flow_run) -> None:
+    root, state = flow_run
+    index = root / SITE / "index.html"
+    assert index.is_file() and network_loads(index.read_text()) == set()
+    found = _artifacts(state, "qaug-data-checks-all", "qaug-summary")
+    rows = json.loads(found["qaug-data-checks-all"].data)
+    assert {r["set"] for r in rows} == {"candidates", "accepted", "merged"} and all(r["passed"] for r in rows)
+    assert f"Data Docs: {index.resolve().as_uri()}" in found["qaug-summary"].data
+
+
+def test_a_stage_failing_its_data_checks_publishes_them(prefect_api, tmp_path, monkeypatch) -> None:
+    import flows.steps
+
+    def failing_filter(name, root, force):
+        report = check_image_set("accepted", np.zeros((2, 1, 4, 4), np.float32), np.array([0, 1]), num_classes=3,
+                                 image_shape=(1, 4, 4), required_per_class=[1, 1, 1], raise_on_failure=False)
+        write_json(root / "data/checks/accepted.json", report.to_dict())
+        yield "data checks failed for 'accepted'"
+        raise RuntimeError("dvc repro failed")
+
+    monkeypatch.setattr(flows.steps, "repro_stage", failing_filter)
+
+    @flow
+    def one_stage() -> str:
+        return flows.steps.reproduce_stage("filter", str(tmp_path))
+
+    state = one_stage(return_state=True)
+    assert state.is_failed()
+    rows = json.loads(_artifacts(state, "qaug-data-checks-failed")["qaug-data-checks-failed"].data)
+    assert {r["set"] for r in rows} == {"accepted"} and not any(r["passed"] for r in rows)
+    assert {r["expectation"] for r in rows} == {"expect_column_unique_value_count_to_be_between",
+                                                "expect_column_pair_values_a_to_be_greater_than_b"}
+    assert any(r["observed"] == "class 2: 0 of 1" for r in rows)
+    assert (tmp_path / SITE / "index.html").is_file()
 
 
 def test_metric_rows_flatten_nested_metrics_and_round() -> None:
