@@ -15,6 +15,7 @@ from qaug.io import load_image_set, write_metrics
 from qaug.params import section, seed_of
 from tasks.classifier import BaselineParams, fit, score, training_summary
 from tasks.layout import dep, out, rooted
+from tasks.merge import MergeParams, mixing_counts
 from tasks.methods import AugmentParams
 
 
@@ -31,9 +32,10 @@ def steps(params: BaselineParams, images: int) -> int:
     return max(params.epochs, math.ceil(params.min_steps / per_epoch)) * per_epoch
 
 
-def run(params: BaselineParams, augment: AugmentParams, seed: int, paths: EqualStepsPaths) -> dict:
+def run(params: BaselineParams, augment: AugmentParams, merge: MergeParams, seed: int, paths: EqualStepsPaths) -> dict:
     train, test = load_image_set(paths.train), load_image_set(paths.test)
-    target = steps(params, len(train) + augment.n_gen)
+    generated = augment.n_gen if merge.mixing_ratio is None else int(mixing_counts(train.counts(), merge.mixing_ratio).sum())
+    target = steps(params, len(train) + generated)
     longer = replace(params, min_steps=target)  # more epochs on the same images: the same seed, one-cycle over all of them
     result = fit(longer, seed, train)
     metrics = score(result.model, test)
@@ -43,7 +45,7 @@ def run(params: BaselineParams, augment: AugmentParams, seed: int, paths: EqualS
 
 
 def parse(raw: dict) -> tuple:
-    return section(BaselineParams, raw, "baseline"), section(AugmentParams, raw, "augment"), seed_of(raw)
+    return section(BaselineParams, raw, "baseline"), section(AugmentParams, raw, "augment"), section(MergeParams, raw, "merge"), seed_of(raw)
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -236,6 +236,7 @@ def _sweep(value: Any, where: str) -> dict[str, tuple[Any, ...]]:
 
 def _check_cells(spec: GridSpec, where: str) -> None:
     """Every axis value alone on the base, then every cell; every bad key is named, each with the axis that set it."""
+    from tasks.evaluate import EvaluateParams
     from tasks.quantum import QuantumParams
     from tasks.stages import check_params
 
@@ -248,6 +249,10 @@ def _check_cells(spec: GridSpec, where: str) -> None:
             if backend != "exact":  # the baseline is scored at training time, exactly: a shot-noise delta would not be paired
                 raise ParamsError(f"quantum.backend is {backend!r}; grids compare methods on the exact executor "
                                   "(compare backends with `qaug show --compare`)")
+            classifier = section(EvaluateParams, raw, "evaluate").classifier
+            if classifier != "hqcnn":  # the `none` control is train_baseline's HQCNN: a ResNet delta would not be paired
+                raise ParamsError(f"evaluate.classifier is {classifier!r}; grids compare methods on the HQCNN for now "
+                                  "(a ResNet run compares its own two ResNets: `qaug run`)")
         except ParamsError as err:
             message = f"{what}: {str(err).removeprefix('params.yaml: ')}"
             if message not in errors:

@@ -195,7 +195,11 @@ def _show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="HQCNN test metrics: baseline vs QGAN-augmented")
+    from qaug.io import read_json
+    from tasks.report import COMPARISON
+
+    judged_by = read_json(COMPARISON).get("classifier", "HQCNN") if COMPARISON.is_file() else "HQCNN"
+    table = Table(title=f"{judged_by} test metrics: baseline vs augmented")
     for col in ("metric", "baseline", "augmented", "delta"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for r in rows:

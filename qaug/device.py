@@ -2,9 +2,12 @@
 
 Models are built and seeded on the CPU, then moved; every random draw stays on CPU generators and its result
 is moved, so a model starts from the same weights and sees the same batches on any device, and a CPU run is
-byte for byte what it was before the setting existed. The device a stage used is recorded in every metrics
-file it writes (``environment.device``, via :func:`describe`). Shot-based backends (aer, fake devices, IBM)
-run their circuits on the CPU whatever this says.
+byte for byte what it was before the setting existed. A stage passes the device its model ran on to
+``write_metrics``, which records it (``environment.device``, via :func:`describe`; stages without a model
+record the CPU). Shot-based backends (aer, fake devices, IBM) run their circuits on the CPU whatever this says.
+On CUDA, convolutions use cuDNN's deterministic algorithms, but atomics in scatter-adds and batch-norm
+backward may still differ in the last bits between runs: bytes are reproducible on the CPU, not promised on
+a GPU.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import torch
 from qaug.params import ParamsError
 
 SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
-_selected = torch.device("cpu")
 
 
 def resolve(spec: str, cuda_devices: int | None = None) -> torch.device:
@@ -38,15 +40,16 @@ def resolve(spec: str, cuda_devices: int | None = None) -> torch.device:
 
 
 def device_of(raw: dict[str, Any]) -> torch.device:
-    """The stage's device from params.yaml's top-level ``device`` (default auto), remembered for the metrics."""
-    global _selected
-    _selected = resolve(raw.get("device", "auto"))
-    return _selected
+    """The stage's device from params.yaml's top-level ``device`` (default auto)."""
+    device = resolve(raw.get("device", "auto"))
+    if device.type == "cuda":  # deterministic cuDNN convolutions (the CPU paths are pinned in qaug.reproducible)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    return device
 
 
-def describe(device: torch.device | None = None) -> str:
+def describe(device: torch.device | str = "cpu") -> str:
     """"cpu", or "cuda:0 (NVIDIA H200)": what a metrics file records."""
-    device = _selected if device is None else device
+    device = torch.device(device)
     if device.type != "cuda":
         return device.type
     return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"

@@ -17,7 +17,6 @@ one comparable to published FIDs, and the metrics say so.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +31,6 @@ HOW_TO_ENABLE = (
     f"set metrics.inception_weights in params.yaml to a local copy of {WEIGHTS_FILE} "
     "(torch-fidelity release v0.2.0, the FID Inception-v3); qaug never downloads weights"
 )
-
-
-def sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_fid_metric(weights: Path, features: int = 2048):

@@ -10,6 +10,7 @@ the same data gives the same bytes and DVC hashes stay stable.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -84,12 +85,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_bytes(path, (text + "\n").encode())
 
 
-def write_metrics(path: str | os.PathLike, metrics: dict) -> Path:
+def write_metrics(path: str | os.PathLike, metrics: dict, device: Any = "cpu") -> Path:
     """A metrics file, with what its numbers depend on besides params, data and code (threads, CPU code paths,
-    versions, device: see qaug/reproducible.py)."""
+    versions, the ``device`` the stage's models ran on: see qaug/reproducible.py)."""
     from qaug.reproducible import environment
 
-    return write_json(path, {**metrics, "environment": environment()})
+    return write_json(path, {**metrics, "environment": environment(device)})
 
 
 def read_json(path: str | os.PathLike, *keys: str) -> Any:
@@ -191,3 +192,9 @@ def image_set(data: dict[str, np.ndarray], path: str | os.PathLike) -> ImageSet:
     if problem:
         raise InputError(f"{path}: {problem}", path)
     return ImageSet(images, labels, tuple(classes.tolist()))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The file's SHA-256 (hex): what a run records of a weights file it reads."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

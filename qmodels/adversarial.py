@@ -19,12 +19,13 @@ signal. The returned generator is the moving average (EMA) of its weights.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from qmodels.counts import batch_counts
 from qmodels.ema import WeightAverage
 from qmodels.layer import QuantumLayer
 from qmodels.progress import bar as progress_bar
@@ -102,29 +103,30 @@ class GAN:
     def circuits_per_sample(self) -> int:
         return 0
 
+    def to(self, device: torch.device | str) -> "GAN":
+        """Generator and discriminator on ``device`` (their weights, buffers and circuits)."""
+        self.generator.to(device)
+        self.discriminator.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
     @torch.no_grad()
     def sample(self, cls_index: int, count: int, seed: int, batch_size: int = 256) -> np.ndarray:
-        """``count`` images (count, C, H, W) of class ``cls_index``, reproducible from ``seed``."""
+        """``count`` images (count, C, H, W) of class ``cls_index``, reproducible from ``seed`` (the noise is
+        drawn on the CPU, so the same on every device)."""
         gen = torch.Generator().manual_seed(seed)
         self.generator.eval()
         out = []
         for start in range(0, count, batch_size):
-            noise = self.generator.sample_noise(min(batch_size, count - start), gen)
-            out.append(self.generator(noise, [cls_index])[0])
+            noise = self.generator.sample_noise(min(batch_size, count - start), gen).to(self.device)
+            out.append(self.generator(noise, [cls_index])[0].cpu())
         if not out:
             s = self.cfg.image_size
             return np.zeros((0, self.cfg.in_channels, s, s), dtype=np.float32)
         return torch.cat(out).numpy().astype(np.float32)
-
-
-def batch_counts(weights: torch.Tensor, total: int) -> list[int]:
-    """Split ``total`` in proportion to ``weights`` (largest remainder: exact, deterministic)."""
-    share = weights / weights.sum() * total
-    counts = share.floor().long()
-    short = total - int(counts.sum())
-    if short:
-        counts[torch.argsort(share - counts, descending=True, stable=True)[:short]] += 1
-    return counts.tolist()
 
 
 def normalise_weights(class_weights: Sequence[float] | None, num_classes: int) -> torch.Tensor:
@@ -140,7 +142,7 @@ def normalise_weights(class_weights: Sequence[float] | None, num_classes: int) -
 def same_class_fakes(fake: torch.Tensor, real_labels: torch.Tensor, per_class: int) -> torch.Tensor:
     """For each real image, a generated image of its own class (``fake`` holds ``per_class`` images of each
     class in class order): WGAN-GP's interpolates then lie between images of one class."""
-    index = torch.arange(len(real_labels)) % per_class
+    index = torch.arange(len(real_labels), device=real_labels.device) % per_class
     return fake.view(-1, per_class, *fake.shape[1:])[real_labels, index]
 
 
@@ -163,18 +165,26 @@ def train_gan(
     cfg: GANTrainConfig,
     class_weights: Sequence[float] | None = None,
     progress: bool = False,
+    device: torch.device | str = "cpu",
+    every: int = 0,
+    on_every: Callable[[int, GAN], None] | None = None,
 ) -> Any:
     """Adversarial training, every class in every step; ``class_weights`` (the pipeline's
     error weights) set the real batch's class distribution and scale each class's
-    fake-image terms (see the module docstring)."""
+    fake-image terms (see the module docstring). Random draws stay on the CPU generator and
+    move to ``device``, so every device sees the same batches and noise. ``on_every(step, model)``
+    runs after every ``every`` generator steps with the averaged (EMA) weights in place, the weights
+    the function returns (e.g. to score samples); it must not touch the training's random streams
+    (``GAN.sample`` draws from its own generator)."""
     C = model.cfg.num_classes
-    x = torch.as_tensor(images, dtype=torch.float32)
-    y = torch.as_tensor(labels, dtype=torch.long)
+    model.to(device)
+    x = torch.as_tensor(images, dtype=torch.float32).to(device)
+    y = torch.as_tensor(labels, dtype=torch.long).to(device)
     expected = (model.cfg.in_channels, model.cfg.image_size, model.cfg.image_size)
     if tuple(x.shape[1:]) != expected:
         raise ValueError(f"images have shape {tuple(x.shape[1:])}, the generator expects {expected}")
-    scale = normalise_weights(class_weights, C)
-    by_class = [torch.nonzero(y == c).squeeze(1) for c in range(C)]
+    scale = normalise_weights(class_weights, C).to(device)
+    by_class = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(C)]  # CPU indices, drawn from on the CPU
     empty = [c for c, idx in enumerate(by_class) if len(idx) == 0 and scale[c] > 0]
     if empty:
         raise ValueError(f"no training images for classes {empty}")
@@ -184,9 +194,9 @@ def train_gan(
     opt_g = torch.optim.Adam(model.generator_groups(cfg.lr_generator), lr=cfg.lr_generator, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_discriminator, betas=(0.5, 0.999))
     B = cfg.batch_size
-    real_counts = batch_counts(scale, C * B)
-    real_labels = torch.arange(C).repeat_interleave(torch.tensor(real_counts))
-    fake_labels = torch.arange(C).repeat_interleave(B)
+    real_counts = batch_counts(scale.cpu(), C * B)
+    real_labels = torch.arange(C).repeat_interleave(torch.tensor(real_counts)).to(device)
+    fake_labels = torch.arange(C).repeat_interleave(B).to(device)
     per_sample = scale.repeat_interleave(B)
     bce = nn.functional.binary_cross_entropy_with_logits
     wgan = cfg.loss == "wgan-gp"
@@ -194,11 +204,12 @@ def train_gan(
     ema = WeightAverage(model.generator, cfg.ema_decay)
     model.generator.train()
     bar = progress_bar(cfg.steps, "GAN", "steps", progress)
-    for _ in bar:
+    for step in bar:
         for k in range(d_steps):
-            real = torch.cat([x[idx[torch.randint(len(idx), (n,), generator=gen)]] for idx, n in zip(by_class, real_counts) if n])
+            real = torch.cat([x[idx[torch.randint(len(idx), (n,), generator=gen)].to(device)]
+                              for idx, n in zip(by_class, real_counts) if n])
             with torch.set_grad_enabled(k == d_steps - 1):  # the last batch also trains the generator
-                fake = model.generator(model.generator.sample_noise(B, gen)).flatten(0, 1)  # (C·B, ...)
+                fake = model.generator(model.generator.sample_noise(B, gen).to(device)).flatten(0, 1)  # (C·B, ...)
             if wgan:
                 penalty = gradient_penalty(lambda v: model.discriminator(v, real_labels), real,
                                            same_class_fakes(fake, real_labels, B), gen)
@@ -223,6 +234,10 @@ def train_gan(
         model.history["loss_d"].append(loss_d.item())
         model.history["loss_g"].append(loss_g.item())
         bar.set_postfix(loss_d=f"{model.history['loss_d'][-1]:.3f}", loss_g=f"{model.history['loss_g'][-1]:.3f}")
+        if every and on_every is not None and (step + 1) % every == 0:
+            with ema.swapped_in():
+                on_every(step + 1, model)
+            model.generator.train()
     if cfg.ema_decay > 0:
         ema.copy_to_module()
     return model

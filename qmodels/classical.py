@@ -28,18 +28,18 @@ class SmallCNN(nn.Module):
 
 
 def train_classifier(
-    images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 15, seed: int = 0
+    images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 15, seed: int = 0, device: torch.device | str = "cpu"
 ) -> SmallCNN:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.as_tensor(images, dtype=torch.float32)
-    y = torch.as_tensor(labels, dtype=torch.long)
-    model = SmallCNN(x.shape[1], x.shape[-1], num_classes)
+    x = torch.as_tensor(images, dtype=torch.float32).to(device)
+    y = torch.as_tensor(labels, dtype=torch.long).to(device)
+    model = SmallCNN(x.shape[1], x.shape[-1], num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), 32):
-            idx = order[start : start + 32]
+            idx = order[start : start + 32].to(device)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -49,15 +49,15 @@ def train_classifier(
 
 @torch.no_grad()
 def embed(model: SmallCNN, images: np.ndarray) -> np.ndarray:
-    x = torch.as_tensor(images, dtype=torch.float32)
+    x, device = torch.as_tensor(images, dtype=torch.float32), next(model.parameters()).device
     if not len(x):
         return np.zeros((0, 32))
-    return torch.cat([model.embed(x[i : i + 512]) for i in range(0, len(x), 512)]).double().numpy()
+    return torch.cat([model.embed(x[i : i + 512].to(device)).cpu() for i in range(0, len(x), 512)]).double().numpy()
 
 
 @torch.no_grad()
 def predict(model: SmallCNN, images: np.ndarray) -> np.ndarray:
-    x = torch.as_tensor(images, dtype=torch.float32)
+    x, device = torch.as_tensor(images, dtype=torch.float32), next(model.parameters()).device
     if not len(x):
         return np.zeros(0, dtype=np.int64)
-    return torch.cat([model(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)]).numpy()
+    return torch.cat([model(x[i : i + 512].to(device)).argmax(1).cpu() for i in range(0, len(x), 512)]).numpy()

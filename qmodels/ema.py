@@ -8,6 +8,9 @@ deep copy would duplicate the executor state of quantum layers).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -21,6 +24,23 @@ class WeightAverage:
     def update(self) -> None:
         for avg, p in zip(self.average, self.module.parameters()):
             avg.lerp_(p, 1.0 - self.decay)
+
+    @contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """The average in the module's parameters for a while (decay 0: the weights as they are), then the
+        trained weights back, bit for bit."""
+        if self.decay <= 0:
+            yield
+            return
+        with torch.no_grad():
+            trained = [p.detach().clone() for p in self.module.parameters()]
+            self.copy_to_module()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for saved, p in zip(trained, self.module.parameters()):
+                    p.copy_(saved)
 
     @torch.no_grad()
     def copy_to_module(self) -> None:

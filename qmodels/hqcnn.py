@@ -86,8 +86,8 @@ def _attempt(
 ) -> tuple[HQCNN, dict[str, list[float]], bool]:
     seed = cfg.seed + 7919 * attempt
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = HQCNN(model_cfg, generator=gen)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU whatever the device: the same batches everywhere
+    model = HQCNN(model_cfg, generator=gen).to(x.device)
     lr = cfg.lr / (2**attempt)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
@@ -103,10 +103,10 @@ def _attempt(
     for epoch in bar:
         order = torch.randperm(len(x), generator=gen)
         total, correct = 0.0, 0
-        hits = torch.zeros(model_cfg.num_classes)
+        hits = torch.zeros(model_cfg.num_classes, device=x.device)
         model.train()
         for start in range(0, len(x), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size].to(x.device)
             logits = model(x[idx])
             loss = nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad()
@@ -128,7 +128,8 @@ def _attempt(
 
 
 def train_hqcnn(
-    model_cfg: HQCNNConfig, cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, progress: bool = False
+    model_cfg: HQCNNConfig, cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> TrainResult:
     """Train an HQCNN with Adam + one-cycle schedule; restart collapsed runs.
 
@@ -136,8 +137,8 @@ def train_hqcnn(
     ``collapse_check`` of the epochs and at the end, logged, and restarted with a
     new seed and half the learning rate, up to ``max_restarts`` times.
     """
-    x = torch.as_tensor(images, dtype=torch.float32)
-    y = torch.as_tensor(labels, dtype=torch.long)
+    x = torch.as_tensor(images, dtype=torch.float32).to(device)
+    y = torch.as_tensor(labels, dtype=torch.long).to(device)
     if x.shape[1:] != (model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size):
         raise ValueError(
             f"images have shape {tuple(x.shape[1:])}, the model expects "
@@ -167,8 +168,9 @@ def train_hqcnn(
 
 @torch.no_grad()
 def predict_proba(model: HQCNN, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (n, C) for images (n, C, H, W)."""
+    """Class probabilities (n, C) for images (n, C, H, W), computed on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     x = torch.as_tensor(images, dtype=torch.float32)
-    out = [torch.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    out = [torch.softmax(model(x[i : i + batch_size].to(device)), dim=1).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.num_classes), dtype=np.float32)

@@ -31,7 +31,7 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 
     ``one_sided`` penalises only norms above 1 (max(0, ‖∇D‖ − 1)², Petzka et al. 2018): in one
     dimension the two-sided penalty traps the critic's slope at its initial sign."""
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, dtype=real.dtype)
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, dtype=real.dtype).to(real.device)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     excess = grad.flatten(1).norm(dim=1) - 1

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
+from qaug.device import device_of
 from qaug.io import load_image_set, write_json
 from qaug.params import section
 from qmodels.hqcnn import predict_proba
 from tasks.classifier import load_model
 from tasks.layout import dep, journal, out, rooted
-from tasks.quantum import QuantumParams, on_backend
+from tasks.quantum import QuantumParams, model_device, on_backend
 
 log = logging.getLogger("qaug.analyze_errors")
 
@@ -61,7 +63,7 @@ def error_shares(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dic
     }
 
 
-def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) -> dict:
+def run(params: AnalysisParams, quantum: QuantumParams, device: torch.device, paths: AnalysisPaths) -> dict:
     if params.split == "test":
         log.warning(
             "analysis.split is 'test': the error shares that steer augmentation are measured on the test "
@@ -70,6 +72,7 @@ def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) ->
     split = paths.val if params.split == "val" else paths.test
     data = load_image_set(split)
     model = load_model(paths.model, data, split)
+    model.to(model_device(quantum, device, [model.quantum]))
     with on_backend(quantum, [model.quantum], paths.jobs) as backend:
         backend.announce("analyze_errors", len(data))
         probs = predict_proba(model, data.images)
@@ -80,7 +83,7 @@ def run(params: AnalysisParams, quantum: QuantumParams, paths: AnalysisPaths) ->
 
 
 def parse(raw: dict) -> tuple:
-    return (section(AnalysisParams, raw, "analysis"), section(QuantumParams, raw, "quantum"))
+    return (section(AnalysisParams, raw, "analysis"), section(QuantumParams, raw, "quantum"), device_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

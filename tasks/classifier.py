@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from qaug.data import ImageSet
 from qaug.io import InputError, load_torch, save_torch, write_csv
 from qaug.metrics import classification_metrics
@@ -41,7 +43,7 @@ class BaselineParams:
         require(self.max_restarts >= 0, "max_restarts", "must be 0 or more")
 
 
-def fit(params: BaselineParams, seed: int, train: ImageSet) -> TrainResult:
+def fit(params: BaselineParams, seed: int, train: ImageSet, device: torch.device | str = "cpu") -> TrainResult:
     model_cfg = HQCNNConfig(
         in_channels=train.images.shape[1],
         image_size=train.images.shape[-1],
@@ -55,7 +57,7 @@ def fit(params: BaselineParams, seed: int, train: ImageSet) -> TrainResult:
         epochs=params.epochs, min_steps=params.min_steps, batch_size=params.batch_size,
         lr=params.lr, seed=seed, max_restarts=params.max_restarts,
     )
-    return train_hqcnn(model_cfg, train_cfg, train.images, train.labels, progress=True)
+    return train_hqcnn(model_cfg, train_cfg, train.images, train.labels, progress=True, device=device)
 
 
 def training_summary(result: TrainResult, images: int, params: BaselineParams, seed: int) -> dict:
@@ -74,6 +76,8 @@ def training_summary(result: TrainResult, images: int, params: BaselineParams, s
 
 
 def save_model(path: Path, result: TrainResult) -> None:
+    """The checkpoint holds CPU tensors whatever the model trained on (loads anywhere)."""
+    result.model.to("cpu")
     save_torch(path, {
         "config": asdict(result.model.cfg),
         "state_dict": result.model.state_dict(),
@@ -82,9 +86,9 @@ def save_model(path: Path, result: TrainResult) -> None:
     })
 
 
-def load_model(path: Path, data: ImageSet, data_path: Path) -> HQCNN:
-    """The HQCNN in checkpoint ``path``, made for ``data`` (read from ``data_path``); InputError when it holds
-    something else, or a model of other images or classes."""
+def load_model(path: Path, data: ImageSet, data_path: Path, device: torch.device | str = "cpu") -> HQCNN:
+    """The HQCNN in checkpoint ``path``, made for ``data`` (read from ``data_path``), on ``device``; InputError
+    when it holds something else, or a model of other images or classes."""
     ckpt = load_torch(path, "config", "state_dict")
     try:
         model = HQCNN(HQCNNConfig(**ckpt["config"]))
@@ -98,8 +102,7 @@ def load_model(path: Path, data: ImageSet, data_path: Path) -> HQCNN:
     if (cfg.in_channels, cfg.image_size, cfg.image_size, cfg.num_classes) != (c, h, w, len(data.classes)):
         raise InputError(f"{path} classifies {cfg.num_classes} classes of {cfg.in_channels}×{cfg.image_size}×{cfg.image_size} images "
                          f"but {data_path} has {len(data.classes)} classes of {c}×{h}×{w}; it is from another run", path)
-    model.eval()
-    return model
+    return model.eval().to(device)
 
 
 def score(model: HQCNN, test: ImageSet) -> dict:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from qaug.device import device_of
 from qaug.io import load_arrays, load_image_set, read_json, save_arrays, write_metrics
 from qaug.params import require, section, seed_of
 from qaug.plots import sample_grid
@@ -27,7 +29,7 @@ from tasks.generate import sample_seed
 from tasks.layout import dep, journal, out, rooted
 from tasks.methods import Sampler, load_generator
 from tasks.quality import ChecksParams, verify
-from tasks.quantum import QuantumParams, on_backend
+from tasks.quantum import QuantumParams, model_device, on_backend
 
 log = logging.getLogger("qaug.filter")
 
@@ -120,14 +122,14 @@ def _overall_fidelity(stats: list[dict]) -> float | None:
     return sum(f * n for f, n in counted) / total if total else None
 
 
-def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: FilterPaths) -> dict:
+def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed: int, device: torch.device, paths: FilterPaths) -> dict:
     cand = load_arrays(paths.candidates, "images", "labels", "classes", "targets", "strategy", "method", "oversample")
     errors = read_json(paths.errors, "error_share")
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     shares, need = errors["error_share"], cand["targets"].tolist()
     strategy, method, C = str(cand["strategy"]), str(cand["method"]), len(shares)
     first = [cand["images"][cand["labels"] == c] for c in range(C)]
-    judge = load_model(paths.classifier, test, paths.test)  # exact on every backend
+    judge = load_model(paths.classifier, test, paths.test, device)  # exact on every backend
     backend = {"backend": "none (unfiltered)"}
     if strategy == "general":  # the paper's Algorithm 2: no filtering (fidelity still measured)
         kept, rounds_of = first, [np.zeros(len(f), dtype=np.int64) for f in first]
@@ -138,7 +140,8 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         taus = []
     else:
         taus = thresholds(shares, params.tau, params.alpha, params.beta)
-        sampler, oversample = load_generator(paths.generator), int(cand["oversample"])
+        sampler = load_generator(paths.generator, device=lambda layers: model_device(quantum, device, layers))
+        oversample = int(cand["oversample"])
         with on_backend(quantum, sampler.quantum_layers, paths.jobs) as run_on:  # regenerated samples only
             worst = (params.max_rounds - 1) * oversample * sum(need) * sampler.circuits_per_sample
             run_on.announce("filter regeneration (at most)", worst, refuse=False)
@@ -165,7 +168,7 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
         "quantum": backend,
         "per_class": dict(zip(names, stats)),
     }
-    write_metrics(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics, device)  # the judge's
     rows, row_labels = [], []
     for c, name in enumerate(names):
         rows += [train.images[train.labels == c][:10], kept[c][:10]]
@@ -175,7 +178,8 @@ def run(params: FilterParams, checks: ChecksParams, quantum: QuantumParams, seed
 
 
 def parse(raw: dict) -> tuple:
-    return (section(FilterParams, raw, "filter"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw))
+    return (section(FilterParams, raw, "filter"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw),
+            device_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qaug.device import device_of
 from qaug.io import InputError, load_image_set, load_torch, read_json, save_arrays
 from qaug.params import section, seed_of
-from qmodels.adversarial import batch_counts
+from qmodels.counts import batch_counts
 from tasks.layout import dep, journal, out, rooted
 from tasks.methods import GAN_METHODS, AugmentParams, load_generator
 from tasks.quality import ChecksParams, verify
-from tasks.quantum import QuantumParams, on_backend
+from tasks.quantum import QuantumParams, model_device, on_backend
 
 log = logging.getLogger("qaug.generate")
 
@@ -47,11 +48,11 @@ def sample_seed(seed: int, stage: str, cls: int, round_: int) -> int:
     return int(np.random.SeedSequence([seed, tag, cls, round_]).generate_state(1)[0])
 
 
-def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, paths: GeneratePaths) -> dict:
+def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, seed: int, device: torch.device, paths: GeneratePaths) -> dict:
     ckpt = load_torch(paths.model, "method", "classes", "class_weights")
     if ckpt["method"] != params.method:
         raise InputError(f"{paths.model} holds a {ckpt['method']} generator but augment.method is {params.method}; rerun train_generator", paths.model)
-    sampler = load_generator(paths.model, ckpt)
+    sampler = load_generator(paths.model, ckpt, device=lambda layers: model_device(quantum, device, layers))
     shares = read_json(paths.errors, "error_share")["error_share"]
     test = load_image_set(paths.test)
     need = targets(params.strategy, params.n_gen, shares)
@@ -86,7 +87,8 @@ def run(params: AugmentParams, checks: ChecksParams, quantum: QuantumParams, see
 
 
 def parse(raw: dict) -> tuple:
-    return (section(AugmentParams, raw, "augment"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw))
+    return (section(AugmentParams, raw, "augment"), section(ChecksParams, raw, "checks"), section(QuantumParams, raw, "quantum"), seed_of(raw),
+            device_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

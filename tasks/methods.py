@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Callable, Literal, Protocol
 
 import numpy as np
+import torch
 
 from qaug.io import InputError, load_torch
 from qaug.params import require
 from qaug.resample import Resampler
+from qmodels.adversarial import GAN
 from qmodels.classical_gan import ClassicalGAN
 from qmodels.hybrid_qgan import HybridQGAN
 from qmodels.hybridq import HybridQ
@@ -55,11 +57,14 @@ class Sampler(Protocol):
     def sample(self, cls_index: int, count: int, seed: int) -> np.ndarray: ...
 
 
-def load_generator(path: Path, ckpt: dict | None = None) -> Sampler:
-    """The generator in ``train_generator``'s checkpoint ``path`` (``ckpt``: its contents, when already loaded)."""
+def load_generator(path: Path, ckpt: dict | None = None,
+                   device: Callable[[list], torch.device] = lambda layers: torch.device("cpu")) -> Sampler:
+    """The generator in ``train_generator``'s checkpoint ``path`` (``ckpt``: its contents, when already loaded),
+    a GAN on ``device(its quantum layers)`` (resamplers work on arrays)."""
     ckpt = load_torch(path, "method") if ckpt is None else ckpt
     try:
-        return load_sampler(ckpt)
+        sampler = load_sampler(ckpt)
+        return sampler.to(device(sampler.quantum_layers)) if isinstance(sampler, GAN) else sampler
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # missing entries, another configuration

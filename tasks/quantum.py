@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
+import torch
+
 from qaug.params import require
 from qmodels.backends import BackendSpec, JobRunner, ShotBudget, ShotRunner, connect, fake_device
 from qmodels.layer import QuantumLayer
@@ -93,6 +95,12 @@ class QuantumRun:
             print(f"  over quantum.max_shots = {p.max_shots:,}: the stage stops with an error if it gets there", flush=True)
         elif refuse:
             ShotBudget(p.max_shots).charge(circuits, p.shots)
+
+
+def model_device(params: QuantumParams, device: torch.device, layers: Sequence[QuantumLayer] = ()) -> torch.device:
+    """Where a model runs whose circuits are ``layers``: ``device`` on the exact executor (or without circuits),
+    the CPU on a shot-based backend, whose runners take CPU tensors."""
+    return device if params.exact or not layers else torch.device("cpu")
 
 
 @contextmanager

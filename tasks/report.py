@@ -54,7 +54,9 @@ def summary_markdown(root: Path = Path(".")) -> str:
     lines = ["# qaug run", "", "| metric | baseline | augmented | delta |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {r['baseline']:.3f} | {r['augmented']:.3f} | {r['delta']:+.3f} |" for r in rows]
     quantum = cmp.get("quantum", {"backend": "exact"})
-    if quantum["backend"] != "exact":
+    if "classifier" in cmp:
+        lines += ["", f"Classifier: {cmp['classifier']}, trained on the real split (baseline) and on the merged set."]
+    elif quantum["backend"] != "exact":
         lines += ["", f"Inference backend: {quantum['backend']}, {quantum['shots']} shots, noise: {quantum['noise']}."]
     merge_path, filter_path, generation_path = Path(root) / MERGE, Path(root) / FILTER, Path(root) / GENERATION
     if merge_path.exists():
@@ -156,6 +158,7 @@ def _fmt(value: float | None) -> str:
 
 # What `qaug show --compare` puts side by side: (label, metrics file, key in it).
 RUN_FIELDS = (
+    ("classifier", COMPARISON, "classifier"),
     ("backend", COMPARISON, "quantum.backend"),
     ("shots", COMPARISON, "quantum.shots"),
     ("noise", COMPARISON, "quantum.noise"),

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from qaug.device import device_of
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
-from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, WEIGHTS_FILE, inception_features, is_published, load_fid_metric, sha256
-from qaug.io import load_arrays, load_image_set, write_metrics
+from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, WEIGHTS_FILE, inception_features, is_published, load_fid_metric
+from qaug.io import load_arrays, load_image_set, sha256, write_metrics
 from qaug.params import require, section, seed_of
 from qmodels.classical import embed, predict, train_classifier
 from tasks.layout import dep, out, rooted
@@ -91,7 +93,7 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
     return result
 
 
-def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
+def run(seed: int, params: MetricsParams, device: torch.device, paths: ScorePaths) -> dict:
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     cand, acc = load_arrays(paths.candidates), load_arrays(paths.accepted)
     names = [str(c) for c in train.classes]
@@ -109,7 +111,7 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
         print(inception["note"], flush=True)
     real_inception = inception_features(fid_metric, train.images) if fid_metric else None
     log.info("training the judge CNN on %d real images", len(train.labels))
-    judge = train_classifier(train.images, train.labels, len(names), seed=seed)
+    judge = train_classifier(train.images, train.labels, len(names), seed=seed, device=device)
     real_features = embed(judge, train.images)
     metrics = {
         "method": str(cand["method"]),
@@ -123,14 +125,14 @@ def run(seed: int, params: MetricsParams, paths: ScorePaths) -> dict:
         metrics[key] = score_set(data["images"], data["labels"], (train.images, train.labels), test.images, judge,
                                  real_features, names, seed, gen_inception)
         log.info("scored %d %s: label fidelity %s", len(data["labels"]), key, metrics[key]["label_fidelity"])
-    write_metrics(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics, device)
     a = metrics["accepted"]
     return {"method": metrics["method"], "label_fidelity": a["label_fidelity"], "frechet_distance": a["frechet_distance"], "kid": a["kid"],
             "inception_fid": a["inception_fid"]}
 
 
 def parse(raw: dict) -> tuple:
-    return seed_of(raw), section(MetricsParams, raw, "metrics")
+    return seed_of(raw), section(MetricsParams, raw, "metrics"), device_of(raw)
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

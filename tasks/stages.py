@@ -23,7 +23,7 @@ def _files(*paths: str) -> tuple[str, ...]:
 _CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", "qmodels/progress.py", *_CORE)
 _GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py", "qmodels/hybrid_qgan.py", "qmodels/hybridq.py",
-               "qmodels/mosaiq.py", "qmodels/subgenerators.py", "qmodels/qgan.py", "qmodels/adversarial.py", "qmodels/ema.py",
+               "qmodels/mosaiq.py", "qmodels/subgenerators.py", "qmodels/qgan.py", "qmodels/adversarial.py", "qmodels/counts.py", "qmodels/ema.py",
                "qmodels/wgan.py", "qmodels/progress.py", *_CORE)
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
@@ -56,23 +56,24 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
-    Stage("train_baseline", "tasks.train_baseline", ("seed", "baseline"), "BaselinePaths",
-          ("tasks/train_baseline.py", *_HQCNN)),
-    Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum"), "AnalysisPaths",
-          ("tasks/analyze_errors.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
+    Stage("train_baseline", "tasks.train_baseline", ("seed", "device", "baseline"), "BaselinePaths",
+          ("tasks/train_baseline.py", "qaug/device.py", *_HQCNN)),
+    Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum", "device"), "AnalysisPaths",
+          ("tasks/analyze_errors.py", "qaug/device.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
     Stage("train_generator", "tasks.train_generator",
-          ("seed", "qgan", "hybridq", "mosaiq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
-          ("tasks/train_generator.py", "qaug/plots.py", *_GENERATORS)),
-    Stage("generate", "tasks.generate", ("seed", "augment", "checks", "quantum"), "GeneratePaths",
-          _files("tasks/generate.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
-    Stage("filter", "tasks.filter", ("seed", "filter", "checks", "quantum"), "FilterPaths",
-          _files("tasks/filter.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
+          ("seed", "device", "qgan", "hybridq", "mosaiq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast"), "GeneratorPaths",
+          ("tasks/train_generator.py", "qaug/device.py", "qaug/plots.py", "qaug/generation_metrics.py", "qmodels/classical.py",
+           *_GENERATORS)),
+    Stage("generate", "tasks.generate", ("seed", "device", "augment", "checks", "quantum"), "GeneratePaths",
+          _files("tasks/generate.py", "qaug/device.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
+    Stage("filter", "tasks.filter", ("seed", "device", "filter", "checks", "quantum"), "FilterPaths",
+          _files("tasks/filter.py", "qaug/device.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
           quantum="generator"),
-    Stage("score_generated", "tasks.score_generated", ("seed", "metrics"), "ScorePaths",
-          ("tasks/score_generated.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
-    Stage("merge", "tasks.merge", ("checks",), "MergePaths", ("tasks/merge.py", "qaug/data.py", *_CHECKS)),
-    Stage("evaluate", "tasks.evaluate", ("seed", "baseline", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", "qaug/plots.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
+    Stage("score_generated", "tasks.score_generated", ("seed", "device", "metrics"), "ScorePaths",
+          ("tasks/score_generated.py", "qaug/device.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
+    Stage("merge", "tasks.merge", ("seed", "merge", "checks"), "MergePaths", ("tasks/merge.py", "qaug/data.py", "qmodels/counts.py", *_CHECKS)),
+    Stage("evaluate", "tasks.evaluate", ("seed", "device", "baseline", "evaluate", "quantum"), "EvaluatePaths",
+          _files("tasks/evaluate.py", "qaug/device.py", "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
 )
 NAMES = tuple(s.name for s in STAGES)
 

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
+from qaug.device import device_of
+from qaug.generation_metrics import frechet_distance, kernel_inception_distance
 from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_metrics
 from qaug.params import ParamsError, require, section, seed_of, to_dict
 from qaug.plots import loss_curves
 from qaug.resample import ResampleConfig, Resampler
 from qmodels.adversarial import GAN, GANTrainConfig, train_gan
+from qmodels.classical import embed, train_classifier
 from qmodels.classical_gan import ClassicalGAN, ClassicalGANConfig, parameter_count
 from qmodels.hybrid_qgan import HybridQGAN, HybridQGANConfig
 from qmodels.hybridq import HybridQ, HybridQConfig
@@ -49,6 +53,8 @@ class QGANParams:
     loss: Literal["minimax", "wgan-gp"] = "minimax"
     gp_lambda: float = 10.0  # wgan-gp: gradient penalty weight
     n_critic: int = 5  # wgan-gp: critic steps per generator step
+    score_every: int = 0  # score samples every k generator steps (FD/KID over training); 0 = off
+    score_samples: int = 64  # samples a class per scoring
 
     def validate(self) -> None:
         require(0.0 <= self.error_weight <= 1.0, "error_weight", f"must be in [0, 1], got {self.error_weight}")
@@ -63,6 +69,8 @@ class QGANParams:
         require(self.r1_gamma >= 0, "r1_gamma", "must be 0 or more")
         require(self.gp_lambda >= 0, "gp_lambda", "must be 0 or more")
         require(self.n_critic >= 1, "n_critic", "must be at least 1")
+        require(self.score_every >= 0, "score_every", "must be 0 (off) or more")
+        require(self.score_samples >= 2, "score_samples", "must be at least 2 (KID)")
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,42 @@ class GeneratorPaths:
     model: Path = out("models/generator.pt")
     metrics: Path = out("metrics/generator.json")
     losses: Path = out("plots/data/generator_loss.csv")
+    quality: Path = out("plots/data/generator_quality.csv")
     figure: Path = out("plots/generator_loss.png")
+
+
+class QualityTrace:
+    """FD and KID of generated images against the real training images, class by class, in the features of a
+    small CNN trained on the real split (score_generated's judge): the quality-over-training curve of HybridQ's
+    Fig. 4a, in classifier features rather than Inception's. It scores the averaged (EMA) weights, the ones the
+    stage saves; sampling draws from its own seeded generator, so scoring changes nothing about training."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, names: list[str], samples: int, seed: int,
+                 device: torch.device) -> None:
+        few = [f"{n} ({int((labels == c).sum())})" for c, n in enumerate(names) if (labels == c).sum() < 2]
+        if few:
+            raise ParamsError(f"params.yaml: qgan.score_every needs at least 2 real images a class to score against; "
+                              f"classes {', '.join(few)} have fewer (set qgan.score_every: 0)")
+        self.judge = train_classifier(images, labels, len(names), seed=seed, device=device)
+        self.real = [embed(self.judge, images[labels == c]) for c in range(len(names))]
+        self.names, self.samples, self.seed = names, samples, seed
+        self.rows: list[dict[str, float]] = []
+
+    def __call__(self, step: int, model: GAN) -> None:
+        row: dict[str, float] = {"step": step}
+        for c, (name, real) in enumerate(zip(self.names, self.real)):
+            fake = embed(self.judge, model.sample(c, self.samples, seed=self.seed))  # the same noise at every step
+            row[f"fd_{name}"] = frechet_distance(fake, real)
+            row[f"kid_{name}"] = kernel_inception_distance(fake, real, subset_size=min(len(fake), len(real)), seed=self.seed)
+        row["fd"] = float(np.mean([row[f"fd_{n}"] for n in self.names]))
+        row["kid"] = float(np.mean([row[f"kid_{n}"] for n in self.names]))
+        self.rows.append(row)
+
+
+def write_quality(path: Path, names: list[str], rows: list[dict[str, float]]) -> None:
+    """step, fd, kid (class means), then fd_/kid_ per class (a DVC plot); only the header when scoring was off."""
+    columns = ["step", "fd", "kid", *[f"{m}_{n}" for n in names for m in ("fd", "kid")]]
+    write_csv(path, columns, [[r["step"], *(f"{r[k]:.6f}" for k in columns[1:])] for r in rows])
 
 
 def class_weights(shares: list[float], error_weight: float) -> list[float]:
@@ -143,7 +186,7 @@ def build(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augm
 
 
 def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, seed: int,
-        paths: GeneratorPaths) -> dict:
+        device: torch.device, paths: GeneratorPaths) -> dict:
     train = load_image_set(paths.train)
     shares = read_json(paths.errors, "error_share")["error_share"]
     if len(shares) != len(train.classes):
@@ -162,6 +205,7 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
         save_torch(paths.model, resampler.checkpoint() | info)
         history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
         counts: dict = {"generator_parameters": 0, "discriminator_parameters": 0, "loss": None}
+        quality: list[dict[str, float]] = []
     else:
         train_cfg = GANTrainConfig(
             steps=params.steps, batch_size=params.batch_size, lr_generator=params.lr_generator,
@@ -169,10 +213,13 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
             loss="wgan-gp" if augment.method == "qgan" and params.model == "wgan-gp" else params.loss,
             gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
         )
+        trace = QualityTrace(train.images, train.labels, info["classes"], params.score_samples, seed, device) if params.score_every else None
         model = build(params, hybridq, mosaiq, augment, len(train.classes), size, C, seed)
         counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
-        train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True)
-        save_torch(paths.model, model.checkpoint() | info)
+        train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True, device=device,
+                  every=params.score_every, on_every=trace)
+        quality = trace.rows if trace else []
+        save_torch(paths.model, model.to("cpu").checkpoint() | info)  # CPU tensors: the checkpoint loads anywhere
         history = model.history
         counts["loss"] = train_cfg.loss  # what training used (qgan.model: wgan-gp overrides qgan.loss)
     tail = max(1, len(history["loss_d"]) // 10)
@@ -185,15 +232,18 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
         "final_loss_g": float(np.mean(history["loss_g"][-tail:])) if history["loss_g"] else None,
         "params": to_dict(params),
     }
+    write_quality(paths.quality, info["classes"], quality)
+    if quality:
+        metrics["quality"] = quality[-1]  # the last scoring; every one is in the plot
     write_csv(paths.losses, ["step", "loss_d", "loss_g"], [[i + 1, f"{d:.6f}", f"{g:.6f}"] for i, (d, g) in enumerate(zip(history["loss_d"], history["loss_g"]))])
     loss_curves({"discriminator": history["loss_d"], "generator": history["loss_g"]}, paths.figure, title=f"{augment.method} losses")
-    write_metrics(paths.metrics, metrics)
+    write_metrics(paths.metrics, metrics, device)
     return {"method": augment.method, "class_weights": [round(w, 3) for w in weights], **counts}
 
 
 def parse(raw: dict) -> tuple:
     return (section(QGANParams, raw, "qgan"), section(HybridQParams, raw, "hybridq"), section(MosaiQParams, raw, "mosaiq"),
-            section(AugmentParams, raw, "augment"), seed_of(raw))
+            section(AugmentParams, raw, "augment"), seed_of(raw), device_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

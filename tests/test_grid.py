@@ -69,6 +69,8 @@ def digest(path: Path) -> str:
     ({"regimes": {"big": {"ingest.train_per_class": 8}}, "methods": {"m": {"mosaiq.qubits": 0}}}, "methods.m: mosaiq.qubits"),
     ({"methods": {"m": {"augment.method": "qgan", "baseline.lr": 0.1}}}, "methods.m sets baseline.lr: a method shares the seed"),
     ({"regimes": {"noisy": {"quantum.backend": "aer"}}}, "regimes.noisy: quantum.backend is 'aer'; grids compare methods on the exact"),
+    ({"params": {"evaluate.classifier": "resnet18"}}, "evaluate.classifier is 'resnet18'; grids compare methods on the HQCNN"),
+    ({"sweep": {"merge.mixing_ratio": [0.2, 1.0]}}, "sweep.merge.mixing_ratio=1.0: merge.mixing_ratio must be in [0, 1)"),
 ])
 def test_a_bad_grid_file_is_refused_naming_the_key(tmp_path, change, message) -> None:
     path = write_grid(tmp_path, {**SMALL, **change})

@@ -10,7 +10,9 @@ import torch
 
 from qaug.data import embedded_mnist, resize, split_per_class
 from qmodels.hqcnn import HQCNN, HQCNNConfig, TrainConfig, predict_proba, train_hqcnn
-from qmodels.adversarial import GANTrainConfig, batch_counts, normalise_weights, train_gan
+from qmodels.adversarial import GANTrainConfig, normalise_weights, train_gan
+from qmodels.counts import batch_counts
+from qmodels.ema import WeightAverage
 from qmodels.qgan import QGAN, QGANConfig, PatchGenerator
 from tests.helpers import assert_every_parameter_learns
 
@@ -126,3 +128,16 @@ def test_zero_weight_class_needs_no_images(tiny) -> None:
     train_gan(qgan, x[keep], y[keep], GANTrainConfig(steps=2, batch_size=4), class_weights=[0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match=r"no training images for classes \[0\]"):
         train_gan(qgan, x[keep], y[keep], GANTrainConfig(steps=2, batch_size=4))
+
+
+def test_the_average_is_swapped_in_and_the_trained_weights_come_back_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    ema = WeightAverage(net, 0.9)
+    with torch.no_grad():
+        net.weight.add_(torch.randn(2, 3))
+    ema.update()
+    trained = net.weight.detach().clone()
+    with ema.swapped_in():
+        assert torch.equal(net.weight, ema.average[0]) and not torch.equal(net.weight, trained)
+    assert torch.equal(net.weight, trained)

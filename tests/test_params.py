@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from qaug.params import ParamsError, load_params, section
@@ -17,9 +18,10 @@ def test_params_yaml_parses_for_every_stage_and_documents_every_field() -> None:
     for stage in STAGES:
         parsed = stage.parse(raw)
         typed = [p for p in parsed if dataclasses.is_dataclass(p)]
-        sections = list(dict.fromkeys(k.split(".")[0] for k in stage.params if k != "seed"))  # "augment.method" → augment
+        sections = list(dict.fromkeys(k.split(".")[0] for k in stage.params if k not in ("seed", "device")))  # augment.method → augment
         assert len(typed) == len(sections), stage.name
         assert ("seed" in stage.params) == any(isinstance(p, int) for p in parsed), stage.name
+        assert ("device" in stage.params) == any(isinstance(p, torch.device) for p in parsed), stage.name
         for name, params in zip(sections, typed):
             assert set(raw[name]) == {f.name for f in dataclasses.fields(params)}, f"{stage.name}: section {name}"
 

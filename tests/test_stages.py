@@ -540,8 +540,8 @@ def test_each_regeneration_round_draws_new_samples(run, tmp_path, monkeypatch) -
     seeds: list[int] = []
     real_load = tasks.filter.load_generator
 
-    def recording(path):
-        sampler = real_load(path)
+    def recording(path, **kwargs):
+        sampler = real_load(path, **kwargs)
         sample = sampler.sample
         sampler.sample = lambda cls, count, seed: seeds.append(seed) or sample(cls, count, seed)  # type: ignore[method-assign]
         return sampler
@@ -577,3 +577,19 @@ def _numbers(obj, prefix: str = ""):
             yield from _numbers(v, f"{prefix}.{k}")
     elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and "delta" in prefix:
         yield prefix, obj
+
+
+def test_scoring_over_training_writes_the_curve_and_changes_no_weight(run, tmp_path) -> None:
+    """qgan.score_every: FD/KID rows at every k-th step (HybridQ Fig. 4a), and the same generator bytes as unscored."""
+    import csv
+
+    root, raw, _ = run
+    assert (root / "plots/data/generator_quality.csv").read_text().splitlines() == [
+        "step,fd,kid,fd_0,kid_0,fd_1,kid_1,fd_2,kid_2"]  # off by default: the header only
+    copy_files(root, tmp_path, "data/prepared/train.npz", "data/analysis/errors.json")
+    get("train_generator").run({**raw, "qgan": {**raw["qgan"], "score_every": 2, "score_samples": 8}}, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "plots/data/generator_quality.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
+    assert all(np.isfinite(float(r[k])) and float(r["fd"]) >= 0 for r in rows for k in ("fd", "kid", "fd_2"))
+    assert json.loads((tmp_path / "metrics/generator.json").read_text())["quality"]["step"] == 8
+    assert digest(tmp_path / "models/generator.pt") == digest(root / "models/generator.pt")
