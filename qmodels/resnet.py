@@ -24,6 +24,10 @@ Arch = Literal["resnet18", "resnet50"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+class WeightsMismatch(ValueError):
+    """A state dict that is not this architecture's."""
+
+
 class ResNetClassifier(nn.Module):
     """ImageNet-normalised input → torchvision ResNet with a ``num_classes`` head."""
 
@@ -36,13 +40,13 @@ class ResNetClassifier(nn.Module):
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> list[str]:
         """Weights for everything but the head (its shape is the task's); returns the keys left at their init.
-        ValueError when ``state`` is not this architecture's."""
+        WeightsMismatch when ``state`` is not this architecture's."""
         own = self.net.state_dict()
         body = {k: v for k, v in state.items() if not k.startswith("fc.")}
         wrong = [k for k, v in body.items() if k not in own or getattr(v, "shape", None) != own[k].shape]
         missing = [k for k in own if not k.startswith("fc.") and k not in body]
         if wrong or missing:
-            raise ValueError(f"not {self.arch} weights: {len(wrong)} tensors of another name or shape (e.g. {wrong[:3]}), "
+            raise WeightsMismatch(f"not {self.arch} weights: {len(wrong)} tensors of another name or shape (e.g. {wrong[:3]}), "
                              f"{len(missing)} missing (e.g. {missing[:3]})")
         self.net.load_state_dict(body, strict=False)
         return [k for k in own if k.startswith("fc.")]

@@ -16,7 +16,7 @@ from qaug.io import InputError, image_set, load_arrays, load_image_set, load_tor
 from qaug.metrics import classification_metrics, compare, headline
 from qaug.params import require, section, seed_of
 from qaug.plots import confusion_matrices, loss_curves, per_class_accuracy
-from qmodels.resnet import ResNetClassifier, ResNetResult, ResNetTrainConfig, resnet_proba, train_resnet
+from qmodels.resnet import ResNetResult, ResNetTrainConfig, WeightsMismatch, resnet_proba, train_resnet
 from tasks.classifier import BaselineParams, fit, load_model, save_model, score, training_summary, write_history
 from tasks.layout import dep, journal, out, rooted
 from tasks.quantum import QuantumParams, model_device, on_backend
@@ -86,9 +86,9 @@ def run(params: BaselineParams, downstream: EvaluateParams, quantum: QuantumPara
         base_loss = np.loadtxt(paths.baseline_history, delimiter=",", skiprows=1, ndmin=2)[:, 1].tolist()
         save_model(paths.model, result)
     else:
-        train = load_image_set(paths.train)
-        base_result, baseline = fit_resnet(downstream, seed, train, test, device)
-        result, metrics = fit_resnet(downstream, seed, merged, test, device)
+        train, backbone = load_image_set(paths.train), read_backbone(downstream)
+        base_result, baseline = fit_resnet(downstream, seed, train, test, device, backbone)
+        result, metrics = fit_resnet(downstream, seed, merged, test, device, backbone)
         backend, base_loss, ran_on = {"backend": "none (classical classifier)"}, base_result.history["loss"], device
         training = {"images": len(merged), "epochs": downstream.epochs, "classifier": downstream.classifier,
                     "weights": None if downstream.weights is None else Path(downstream.weights).name,
@@ -126,20 +126,23 @@ def run(params: BaselineParams, downstream: EvaluateParams, quantum: QuantumPara
     }
 
 
-def fit_resnet(params: EvaluateParams, seed: int, train: ImageSet, test: ImageSet, device: torch.device) -> tuple[ResNetResult, dict]:
-    """A ResNet trained on ``train`` with ``params`` and its test metrics."""
-    backbone = None
-    if params.weights is not None:
-        path = Path(params.weights).expanduser()
-        backbone = load_torch(path)
-        if isinstance(backbone, dict) and "state_dict" in backbone:  # a training checkpoint around the weights
-            backbone = backbone["state_dict"]
-        try:  # before any training: weights of another architecture are named at once
-            ResNetClassifier(params.classifier, len(train.classes)).load_backbone(backbone)
-        except ValueError as err:
-            raise InputError(f"{path}: {err}; evaluate.weights must be torchvision {params.classifier} weights", path) from None
+def read_backbone(params: EvaluateParams) -> dict[str, torch.Tensor] | None:
+    """The weights ``evaluate.weights`` names (once per stage: both ResNets start from them), or None."""
+    if params.weights is None:
+        return None
+    backbone = load_torch(Path(params.weights).expanduser())
+    return backbone["state_dict"] if isinstance(backbone, dict) and "state_dict" in backbone else backbone  # a checkpoint around them
+
+
+def fit_resnet(params: EvaluateParams, seed: int, train: ImageSet, test: ImageSet, device: torch.device,
+               backbone: dict[str, torch.Tensor] | None) -> tuple[ResNetResult, dict]:
+    """A ResNet trained on ``train`` with ``params`` from ``backbone`` (None: from scratch), and its test metrics."""
     cfg = ResNetTrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, seed=seed)
-    result = train_resnet(params.classifier, train.images, train.labels, len(train.classes), cfg, backbone, device, progress=True)
+    try:  # the weights go in before the first step: another architecture's are named before any training
+        result = train_resnet(params.classifier, train.images, train.labels, len(train.classes), cfg, backbone, device, progress=True)
+    except WeightsMismatch as err:
+        path = Path(params.weights or "").expanduser()
+        raise InputError(f"{path}: {err}; evaluate.weights must be torchvision {params.classifier} weights", path) from None
     return result, classification_metrics(resnet_proba(result.model, test.images), test.labels, [str(c) for c in test.classes])
 
 

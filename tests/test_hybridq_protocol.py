@@ -114,14 +114,14 @@ def test_evaluate_with_a_resnet_compares_two_resnets_on_colour_images(tmp_path) 
 def test_weights_of_another_architecture_are_named_before_training(tmp_path) -> None:
     from qaug.data import ImageSet
     from qaug.io import InputError
-    from tasks.evaluate import fit_resnet
+    from tasks.evaluate import fit_resnet, read_backbone
 
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "r50.pth")
     images, labels = _colour_data(6)
     data = ImageSet(images, labels, ("a", "b", "c"))
     params = EvaluateParams(classifier="resnet18", weights=str(tmp_path / "r50.pth"), epochs=1, batch_size=4)
     with pytest.raises(InputError, match="r50.pth: not resnet18 weights.*must be torchvision resnet18 weights"):
-        fit_resnet(params, 0, data, data, torch.device("cpu"))
+        fit_resnet(params, 0, data, data, torch.device("cpu"), read_backbone(params))
 
 
 @pytest.mark.slow
