@@ -18,13 +18,18 @@ from typing import Any
 from grid.format import canonical
 from grid.spec import Cell
 from tasks.layout import files
-from tasks.stages import _HQCNN, STAGES, Stage
+from tasks.stages import STAGES, Stage, _files, get
 
-# The grid's own stage: the baseline retrained for as many optimiser steps as an augmented model gets.
-# Its code is the HQCNN's; tasks/methods.py only supplies the params dataclass (augment.n_gen is in the key).
-EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "baseline", "augment.n_gen"), "EqualStepsPaths",
-                    ("grid/equal_steps.py", *_HQCNN))
-ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS)}
+# The grid's own stages. equal_steps: the baseline classifier retrained for as many optimiser steps as an augmented
+# model gets (the generated count, from augment.n_gen or merge.mixing_ratio, is in the key).
+# resnet_baseline: a ResNet grid's `none` control, the baseline ResNet that evaluate trains beside every method's.
+_EVALUATE = get("evaluate").code
+EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "device", "baseline", "evaluate", "augment.n_gen", "merge.mixing_ratio"),
+                    "EqualStepsPaths", _files("grid/equal_steps.py", "tasks/merge.py", "qmodels/counts.py", *_EVALUATE))
+RESNET_BASELINE = Stage("resnet_baseline", "grid.resnet_baseline", ("seed", "device", "evaluate"), "ResNetBaselinePaths",
+                        ("grid/resnet_baseline.py", *_EVALUATE))
+ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS, RESNET_BASELINE)}
+_SHARED = ("ingest", "train_baseline", "analyze_errors", "equal_steps", "resnet_baseline")  # one run per (regime, point, seed)
 _AUGMENT = ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate")
 
 
@@ -37,9 +42,18 @@ class StageRun:
     label: str  # readable: "train_baseline · scarce10 · seed 3"
 
 
+def judged_by_resnet(cell: Cell) -> bool:
+    return _read(cell.params, "evaluate.classifier") not in (None, "hqcnn")
+
+
+def reference_stage(cell: Cell) -> str:
+    """The stage that trains the ``none`` control: train_baseline's HQCNN, or evaluate's baseline ResNet."""
+    return "resnet_baseline" if judged_by_resnet(cell) else "train_baseline"
+
+
 def stages_of(cell: Cell, score: bool) -> tuple[str, ...]:
     if cell.arm.kind == "none":
-        return ("ingest", "train_baseline")
+        return ("ingest", reference_stage(cell))
     if cell.arm.kind == "equal-steps":
         return ("ingest", "equal_steps")
     return (*_AUGMENT[:6], *(("score_generated",) if score else ()), *_AUGMENT[6:])
@@ -47,7 +61,7 @@ def stages_of(cell: Cell, score: bool) -> tuple[str, ...]:
 
 def result_stage(cell: Cell) -> str:
     """The stage whose metrics hold the cell's test scores."""
-    return {"none": "train_baseline", "equal-steps": "equal_steps"}.get(cell.arm.kind, "evaluate")
+    return {"none": reference_stage(cell), "equal-steps": "equal_steps"}.get(cell.arm.kind, "evaluate")
 
 
 @cache
@@ -90,8 +104,7 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
             key = hashlib.sha256(canonical(ident).encode()).hexdigest()[:20]
             keys[name] = key
             if key not in runs:
-                shared = name in ("ingest", "train_baseline", "analyze_errors", "equal_steps")
-                tag = "" if shared else cell.arm.name
+                tag = "" if name in _SHARED else cell.arm.name
                 label = " · ".join(filter(None, [name, tag, cell.regime, cell.point_label, f"seed {cell.seed}"]))
                 runs[key] = StageRun(name, key, cell.params, upstream, label)
         per_cell[cell.id] = keys

@@ -41,7 +41,8 @@ def groups(summary: dict) -> list[tuple[str, dict]]:
 
 def sentence(regime_label: str, arm: str, metric: str, vs_none: dict, vs_dup: dict | None) -> str:
     """"In <regime>, <arm> changes <metric> by X [CI] points over the baseline (verdict); vs duplicates ..."."""
-    what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1"}.get(metric, metric)
+    what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1",
+            "macro_precision": "macro precision", "macro_recall": "macro recall"}.get(metric, metric)
     words = {"better": "significantly better than", "worse": "significantly worse than", "no significant difference": "no significant difference from"}
     if vs_none["sd"] == 0:  # every seed moved alike: nothing to test, say what happened
         same = "gives exactly the baseline's" if vs_none["mean"] == 0 else f"moves by exactly {pts(vs_none['mean'])} points"
@@ -137,7 +138,8 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
              f"<p>{summary['cells_finished']} of {summary['cells']} cells finished · seeds {e(str(summary['seeds']))} · "
              f"stage runs {e(str(summary['stage_runs']))} · a difference is called better or worse only when its Holm-adjusted "
              f"paired-t p &lt; {ALPHA} (family: every comparison of the same metric in this grid). Differences are in "
-             f"percentage points; CIs are 95 %.</p>"]
+             f"percentage points; CIs are 95 %.</p>",
+             f"<p>Judged by: {e(judges(summary.get('classifiers', ['hqcnn'])))}.</p>"]
     verdict_map = dict(verdicts(summary))
     for regime, point in groups(summary):
         label = group_label(regime, point)
@@ -148,9 +150,10 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
         if any(a["metrics"] for a in arms):
             parts.append(_figure(summary, regime, point, metric))
         parts.append(_arm_table(arms, rows, metric))
+        parts.append(_macro_table(arms))
         collapsed = [c for c in summary["collapsed"] if c["regime"] == regime and c["point"] == point]
         if collapsed:
-            parts.append("<p><b>Collapsed HQCNN runs, left out of the statistics:</b> " + e("; ".join(f"{c['cell']} ({c['model']})" for c in collapsed)) + "</p>")
+            parts.append("<p><b>Collapsed runs (training accuracy near chance), left out of the statistics:</b> " + e("; ".join(f"{c['cell']} ({c['model']})" for c in collapsed)) + "</p>")
         parts.append(_samples(records, regime, point))
     parts.append(_comparison_table(summary["comparisons"]))
     parts.append("<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds (all runs)</th><th>runs</th></tr>" +
@@ -192,6 +195,30 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
         ]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "".join(out) + "</table>"
+
+
+def judges(classifiers: list[str]) -> str:
+    """Which classifier's test scores the grid compares, and what its ``none`` control is."""
+    words = {"hqcnn": "the HQCNN (baseline settings; none = train_baseline's model, the one that also filters the samples)"}
+    return "; ".join(words.get(c, f"{c} trained by evaluate (evaluate settings; none = the same {c} trained on the real "
+                                  "images alone, the baseline every method's evaluate trains)") for c in classifiers)
+
+
+_MACRO = (("accuracy", "accuracy"), ("macro_precision", "macro precision"), ("macro_recall", "macro recall"), ("macro_f1", "macro-F1"))
+
+
+def _macro_table(arms: list[dict]) -> str:
+    """Accuracy and macro precision / recall / F1, mean ± sd per arm (HybridQ's Table 2 layout)."""
+    shown = [(k, name) for k, name in _MACRO if any(k in a["metrics"] for a in arms)]
+    if not shown:
+        return ""
+    head = "".join(f"<th>{name} (%)</th>" for _, name in shown)
+    body = "".join(
+        f"<tr><td>{html.escape(a['arm'])}</td>" + "".join(
+            f"<td>{pts(a['metrics'][k]['mean'], False)} ± {pts(a['metrics'][k]['sd'], False)}</td>" if k in a["metrics"] else "<td>—</td>"
+            for k, _ in shown) + "</tr>"
+        for a in arms)
+    return f"<table><tr><th>arm</th>{head}</tr>{body}</table>"
 
 
 def _samples(records: list[dict], regime: str, point: dict) -> str:

@@ -32,8 +32,9 @@ CONTROLS: dict[str, dict[str, Any]] = {
 REFERENCES = ("none", "duplicates")  # every method is compared with these
 _KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-# What a method is paired on: changing it in a method would give that method its own subsample, baseline or error analysis.
-PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum")
+# What a method is paired on: changing it in a method would give that method its own subsample, baseline, error
+# analysis or judge (evaluate: the classifier whose test scores are compared, and its training settings).
+PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum", "evaluate")
 
 
 class GridError(ParamsError):
@@ -195,7 +196,7 @@ def _arms(doc: dict, where: str) -> tuple[Arm, ...]:
         paired_on = [k for k in overrides if k.split(".")[0] in PAIRED_ON]
         if paired_on:
             raise GridError(f"{where}: methods.{name} sets {', '.join(paired_on)}: a method shares the seed, subsample, baseline, "
-                            "error analysis and backend it is compared on; put such a setting in a regime or a sweep")
+                            "error analysis, backend and evaluating classifier it is compared on; put such a setting in a regime or a sweep")
         arms.append(Arm(name, "augment", overrides))
     return tuple(arms)
 
@@ -236,7 +237,6 @@ def _sweep(value: Any, where: str) -> dict[str, tuple[Any, ...]]:
 
 def _check_cells(spec: GridSpec, where: str) -> None:
     """Every axis value alone on the base, then every cell; every bad key is named, each with the axis that set it."""
-    from tasks.evaluate import EvaluateParams
     from tasks.quantum import QuantumParams
     from tasks.stages import check_params
 
@@ -249,10 +249,6 @@ def _check_cells(spec: GridSpec, where: str) -> None:
             if backend != "exact":  # the baseline is scored at training time, exactly: a shot-noise delta would not be paired
                 raise ParamsError(f"quantum.backend is {backend!r}; grids compare methods on the exact executor "
                                   "(compare backends with `qaug show --compare`)")
-            classifier = section(EvaluateParams, raw, "evaluate").classifier
-            if classifier != "hqcnn":  # the `none` control is train_baseline's HQCNN: a ResNet delta would not be paired
-                raise ParamsError(f"evaluate.classifier is {classifier!r}; grids compare methods on the HQCNN for now "
-                                  "(a ResNet run compares its own two ResNets: `qaug run`)")
         except ParamsError as err:
             message = f"{what}: {str(err).removeprefix('params.yaml: ')}"
             if message not in errors:

@@ -44,9 +44,17 @@ def rotation_matrices(angles: torch.Tensor, a: torch.Tensor | None, b: torch.Ten
 
 
 def _exclusive_products(g: torch.Tensor, dim: int) -> torch.Tensor:
-    """Product over all other entries along ``dim``: total / entry, or prefix × suffix where zeros occur."""
-    if not (g == 0).any():
+    """Product over all other entries along ``dim``: total / entry, or prefix × suffix where zeros occur.
+
+    Only the CPU looks for zeros first: on an accelerator that test is a device-to-host copy that stalls the
+    stream and cannot be captured in a CUDA graph, so there prefix × suffix (exact with or without zeros) runs always."""
+    if g.device.type == "cpu" and not (g == 0).any():
         return g.prod(dim, keepdim=True) / g
+    return _prefix_suffix(g, dim)
+
+
+def _prefix_suffix(g: torch.Tensor, dim: int) -> torch.Tensor:
+    """Product of the entries before × product of the entries after, along ``dim``."""
     ones = torch.ones_like(g.narrow(dim, 0, 1))
     prefix = torch.cat([ones, torch.cumprod(g, dim).narrow(dim, 0, g.shape[dim] - 1)], dim)
     suffix = torch.cat([torch.cumprod(g.flip(dim), dim).narrow(dim, 0, g.shape[dim] - 1).flip(dim), ones], dim)

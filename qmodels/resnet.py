@@ -68,6 +68,12 @@ class ResNetTrainConfig:
 class ResNetResult:
     model: ResNetClassifier
     history: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "accuracy": []})
+    steps: int = 0  # optimiser steps taken (a last batch of one image is skipped)
+
+    def collapsed(self, margin: float = 0.15) -> bool:
+        """Training accuracy still within ``margin`` of chance at the end (the HQCNN's collapse rule): such a
+        model says nothing about its training data, and a comparison built on it is reported apart."""
+        return self.history["accuracy"][-1] < 1 / self.model.num_classes + margin
 
 
 def train_resnet(arch: Arch, images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ResNetTrainConfig,
@@ -102,6 +108,7 @@ def train_resnet(arch: Arch, images: np.ndarray, labels: np.ndarray, num_classes
             loss.backward()
             opt.step()
             sched.step()
+            result.steps += 1
             total, seen = total + loss.item() * len(idx), seen + len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
         result.history["loss"].append(total / seen)

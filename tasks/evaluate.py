@@ -90,11 +90,8 @@ def run(params: BaselineParams, downstream: EvaluateParams, quantum: QuantumPara
         base_result, baseline = fit_resnet(downstream, seed, train, test, device, backbone)
         result, metrics = fit_resnet(downstream, seed, merged, test, device, backbone)
         backend, base_loss, ran_on = {"backend": "none (classical classifier)"}, base_result.history["loss"], device
-        training = {"images": len(merged), "epochs": downstream.epochs, "classifier": downstream.classifier,
-                    "weights": None if downstream.weights is None else Path(downstream.weights).name,
-                    "weights_sha256": None if downstream.weights is None else sha256(Path(downstream.weights).expanduser()), "seed": seed,
-                    "final_loss": result.history["loss"][-1], "final_accuracy": result.history["accuracy"][-1],
-                    "baseline_final_loss": base_loss[-1]}
+        training = resnet_summary(result, len(merged), downstream, seed) | {"baseline_final_loss": base_loss[-1],
+                                                                           "baseline_collapsed": base_result.collapsed()}
         save_torch(paths.model, {"classifier": downstream.classifier, "classes": [str(c) for c in test.classes],
                                  "state_dict": result.model.to("cpu").state_dict(), "history": result.history})
     metrics["quantum"] = backend
@@ -132,6 +129,15 @@ def read_backbone(params: EvaluateParams) -> dict[str, torch.Tensor] | None:
         return None
     backbone = load_torch(Path(params.weights).expanduser())
     return backbone["state_dict"] if isinstance(backbone, dict) and "state_dict" in backbone else backbone  # a checkpoint around them
+
+
+def resnet_summary(result: ResNetResult, images: int, params: EvaluateParams, seed: int) -> dict:
+    """How a ResNet was trained, stored next to its test metrics (the weights by name and SHA-256)."""
+    weights = None if params.weights is None else Path(params.weights).expanduser()
+    return {"images": images, "epochs": len(result.history["loss"]), "steps": result.steps, "classifier": params.classifier,
+            "weights": None if weights is None else weights.name, "weights_sha256": None if weights is None else sha256(weights),
+            "seed": seed, "final_loss": result.history["loss"][-1], "final_accuracy": result.history["accuracy"][-1],
+            "collapsed": result.collapsed()}
 
 
 def fit_resnet(params: EvaluateParams, seed: int, train: ImageSet, test: ImageSet, device: torch.device,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def digest(path: Path) -> str:
     ({"regimes": {"big": {"ingest.train_per_class": 8}}, "methods": {"m": {"mosaiq.qubits": 0}}}, "methods.m: mosaiq.qubits"),
     ({"methods": {"m": {"augment.method": "qgan", "baseline.lr": 0.1}}}, "methods.m sets baseline.lr: a method shares the seed"),
     ({"regimes": {"noisy": {"quantum.backend": "aer"}}}, "regimes.noisy: quantum.backend is 'aer'; grids compare methods on the exact"),
-    ({"params": {"evaluate.classifier": "resnet18"}}, "evaluate.classifier is 'resnet18'; grids compare methods on the HQCNN"),
+    ({"methods": {"m": {"augment.method": "qgan", "evaluate.classifier": "resnet18"}}}, "methods.m sets evaluate.classifier: a method shares"),
     ({"sweep": {"merge.mixing_ratio": [0.2, 1.0]}}, "sweep.merge.mixing_ratio=1.0: merge.mixing_ratio must be in [0, 1)"),
 ])
 def test_a_bad_grid_file_is_refused_naming_the_key(tmp_path, change, message) -> None:
@@ -107,11 +108,15 @@ def test_seeds_as_a_count_or_a_range_and_overrides_nested_or_dotted(tmp_path) ->
 
 
 def test_shipped_grids_validate_and_pair_their_cells() -> None:
-    for name in ("quick", "he2025", "regimes"):
+    for name in ("quick", "he2025", "regimes", "hybridq"):
         spec = load_grid(PROJECT / "grids" / f"{name}.yaml", root=PROJECT)
         assert {"none", "duplicates", "equal-steps", "conventional", "prototype"} <= {a.name for a in spec.arms}
-        if name != "quick":
+        if name in ("he2025", "regimes"):
             assert len(spec.seeds) >= 10
+    hybridq = load_grid(PROJECT / "grids/hybridq.yaml", root=PROJECT)
+    runs, _ = plan(hybridq.cells(), hybridq.score_generated)
+    assert hybridq.base["evaluate"]["classifier"] == "resnet18"
+    assert sum(r.stage == "resnet_baseline" for r in runs.values()) == len(hybridq.seeds)  # shared by both mixing ratios
     spec = load_grid(PROJECT / "grids/regimes.yaml", root=PROJECT)
     imbalanced = next(c for c in spec.cells() if c.regime == "imbalanced")
     assert imbalanced.params["ingest"]["train_per_class"] == {0: 100, 1: 100, 2: 10}
@@ -381,3 +386,63 @@ def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     assert "Failed stage runs" in page and "evaluate · mosaiq · tiny · seed 0: not run (an input failed)" in page
     assert not any("mosaiq" in p.name for p in (out / "cells").glob("*.json"))
     assert sorted(summary["unfinished_cells"]) == ["mosaiq · tiny · seed 0", "mosaiq · tiny · seed 1"]
+
+
+# --- a grid judged by a ResNet (HybridQ's protocol) -------------------------------------------------------------
+
+RESNET = {  # prototype samples (no generator training), ResNet-18 from scratch, a mixing-ratio sweep
+    "description": "ResNet grid",
+    "params": {"evaluate": {"classifier": "resnet18", "epochs": 2, "batch_size": 8}, "augment": {"strategy": "general", "n_gen": 36}},
+    "methods": {"proto": {"augment.method": "prototype"}},
+    "controls": ["none", "duplicates", "equal-steps"],
+    "regimes": {"tiny": {}},
+    "sweep": {"merge.mixing_ratio": [0.25, 0.5]},
+    "seeds": [0, 1],
+    "score_generated": False,
+}
+
+
+@pytest.fixture(scope="module")
+def resnet_grid(prefect_api, tmp_path_factory) -> tuple[Path, Path, dict]:
+    folder = tmp_path_factory.mktemp("resnet")
+    path = write_grid(folder, RESNET, name="resnet")
+    return path, folder / "out", command.run(path, folder / "out", "process", 2, None, progress=False)
+
+
+def test_a_resnet_grid_pairs_every_method_with_the_baseline_resnet_evaluate_trains(resnet_grid) -> None:
+    path, out, result = resnet_grid
+    assert not result["failed"] and result["cells_finished"] == result["cells"] == 16  # 4 arms × 2 ratios × 2 seeds
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classifiers"] == ["resnet18"]
+    assert summary["stage_runs"]["resnet_baseline"] == 2  # once per seed: the mixing ratio is not an input of the baseline
+    spec, cells, runs, per_cell = load_plan(path)
+    records = {c["cell"]: c for c in (json.loads(p.read_text()) for p in (out / "cells").glob("*.json"))}
+    for cell in cells:
+        if cell.arm.kind != "augment":
+            continue
+        none = next(c for c in cells if c.arm.name == "none" and (c.seed, c.point) == (cell.seed, cell.point))
+        # the `none` cell is the very ResNet that this method's evaluate trained as its baseline: same numbers
+        compared = json.loads((out / "store/evaluate" / per_cell[cell.id]["evaluate"] / "metrics/comparison.json").read_text())
+        assert compared["classifier"] == "resnet18"
+        assert records[none.id]["metrics"]["accuracy"] == compared["baseline"]["accuracy"]
+        assert records[none.id]["metrics"]["macro_recall"] == compared["baseline"]["macro"]["recall"]
+        assert records[cell.id]["metrics"]["accuracy"] == compared["augmented"]["accuracy"]
+        real, ratio = 36, dict(cell.point)["merge.mixing_ratio"]
+        assert records[cell.id]["generation"]["generated"] == round(ratio / (1 - ratio) * real)  # 12 at α 0.25, 36 at 0.5
+    rows = read_csv(out / "comparisons.csv")
+    assert {(r["arm"], r["reference"]) for r in rows if r["metric"] == "macro_precision"} == {
+        ("proto", "none"), ("duplicates", "none"), ("equal-steps", "none"), ("proto", "duplicates"), ("equal-steps", "duplicates")}
+    page = (out / "report.html").read_text()
+    assert "resnet18 trained by evaluate" in page and "macro precision (%)" in page
+
+
+def test_a_resnet_grids_equal_steps_control_takes_the_augmented_resnets_steps(resnet_grid) -> None:
+    _, out, _ = resnet_grid
+    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    for cell in (c for c in cells if c["arm"] == "equal-steps"):
+        ratio = cell["point"]["merge.mixing_ratio"]
+        augmented = next(c for c in cells if c["arm"] == "proto" and (c["seed"], c["point"]) == (cell["seed"], cell["point"]))
+        none = next(c for c in cells if c["arm"] == "none" and (c["seed"], c["point"]) == (cell["seed"], cell["point"]))
+        assert augmented["steps"] == 2 * math.ceil((36 + round(ratio / (1 - ratio) * 36)) / 8)  # 2 epochs of the merged set
+        assert augmented["steps"] <= cell["steps"] < augmented["steps"] + 5  # within one epoch of the real set (5 batches)
+        assert cell["train_images"] == none["train_images"] == 36 and none["steps"] == 2 * 5

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qmodels.kernels import kron_matrices, kron_vectors, probabilities, rotation_matrices
+from qmodels.kernels import _prefix_suffix, kron_matrices, kron_vectors, probabilities, rotation_matrices
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
@@ -36,3 +36,13 @@ def test_probabilities_gradcheck() -> None:
     z = torch.randn(3, 8, dtype=torch.complex128, requires_grad=True)
     torch.testing.assert_close(probabilities(z), z.abs().square())
     assert torch.autograd.gradcheck(probabilities, (z,))
+
+
+def test_the_accelerator_backward_takes_the_same_products_without_looking_for_zeros() -> None:
+    """Off the CPU the kron backward always takes prefix × suffix products (no host sync): the same numbers."""
+    g = torch.randn(2, 5, 7, dtype=torch.complex128)
+    torch.testing.assert_close(_prefix_suffix(g, -2), g.prod(-2, keepdim=True) / g)
+    g[1, 2, 3] = 0.0
+    others = _prefix_suffix(g, -2)
+    torch.testing.assert_close(others[1, 2, 3], torch.cat([g[1, :2, 3], g[1, 3:, 3]]).prod())
+    assert (others[1, :, 3] == 0).sum() == 4  # every other entry's product holds the zero
