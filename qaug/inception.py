@@ -17,12 +17,15 @@ one comparable to published FIDs, and the metrics say so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from qaug.io import InputError
+from qaug.io import InputError, sha256
+from qaug.params import require
 
 FEATURE_SIZES = (64, 192, 768, 2048)  # the Inception blocks torchmetrics can pool
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -31,6 +34,36 @@ HOW_TO_ENABLE = (
     f"set metrics.inception_weights in params.yaml to a local copy of {WEIGHTS_FILE} "
     "(torch-fidelity release v0.2.0, the FID Inception-v3); qaug never downloads weights"
 )
+
+
+@dataclass(frozen=True)
+class MetricsParams:
+    """The ``metrics`` section: Inception FID for score_generated's final sets and, with ``qgan.score_every``,
+    over training in train_generator."""
+
+    inception_weights: str | None = None  # local FID Inception-v3 weights (relative to the working directory); null = skip
+    inception_features: int = 2048  # pooled Inception block: 64 | 192 | 768 | 2048 (FID's standard)
+
+    def validate(self) -> None:
+        require(self.inception_features in FEATURE_SIZES, "inception_features", f"must be one of {FEATURE_SIZES}, got {self.inception_features}")
+        if self.inception_weights is not None:  # checked with the params, so a wrong path stops `qaug run` before stage 1
+            require(Path(self.inception_weights).expanduser().is_file(), "inception_weights",
+                    f"{self.inception_weights!r} is not a file; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
+
+
+def fid_from(params: MetricsParams) -> tuple[Any, dict]:
+    """(torchmetrics' FID metric or None, what the metrics file records about it: the weights' name, SHA-256 and
+    whether they are the published ones, or how to enable it)."""
+    if params.inception_weights is None:
+        return None, {"enabled": False, "note": f"Inception FID skipped: {HOW_TO_ENABLE}"}
+    weights = Path(params.inception_weights).expanduser()
+    metric = load_fid_metric(weights, params.inception_features)
+    digest = sha256(weights)
+    record = {"enabled": True, "weights": weights.name, "sha256": digest, "published_weights": is_published(digest),
+              "features": params.inception_features, "reference": "real training split"}
+    if not record["published_weights"]:
+        print(f"{weights}: SHA-256 {digest[:12]}… is not the published {WEIGHTS_FILE}; its FID is not comparable to published ones", flush=True)
+    return metric, record
 
 
 def load_fid_metric(weights: Path, features: int = 2048):

@@ -28,9 +28,9 @@ import torch
 
 from qaug.device import device_of
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
-from qaug.inception import FEATURE_SIZES, HOW_TO_ENABLE, WEIGHTS_FILE, inception_features, is_published, load_fid_metric
-from qaug.io import load_arrays, load_image_set, sha256, write_metrics
-from qaug.params import require, section, seed_of
+from qaug.inception import MetricsParams, fid_from, inception_features
+from qaug.io import load_arrays, load_image_set, write_metrics
+from qaug.params import section, seed_of
 from qmodels.classical import embed, predict, train_classifier
 from tasks.layout import dep, out, rooted
 
@@ -44,18 +44,6 @@ class ScorePaths:
     candidates: Path = dep("data/generated/candidates.npz")
     accepted: Path = dep("data/generated/accepted.npz")
     metrics: Path = out("metrics/generation.json")
-
-
-@dataclass(frozen=True)
-class MetricsParams:
-    inception_weights: str | None = None  # local FID Inception-v3 weights (relative to the working directory); null = skip
-    inception_features: int = 2048  # pooled Inception block: 64 | 192 | 768 | 2048 (FID's standard)
-
-    def validate(self) -> None:
-        require(self.inception_features in FEATURE_SIZES, "inception_features", f"must be one of {FEATURE_SIZES}, got {self.inception_features}")
-        if self.inception_weights is not None:  # checked with the params, so a wrong path stops `qaug run` before stage 1
-            require(Path(self.inception_weights).expanduser().is_file(), "inception_weights",
-                    f"{self.inception_weights!r} is not a file; {HOW_TO_ENABLE}, or set it to null to skip Inception FID")
 
 
 def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np.ndarray], test: np.ndarray,
@@ -97,17 +85,8 @@ def run(seed: int, params: MetricsParams, device: torch.device, paths: ScorePath
     train, test = load_image_set(paths.train), load_image_set(paths.test)
     cand, acc = load_arrays(paths.candidates), load_arrays(paths.accepted)
     names = [str(c) for c in train.classes]
-    fid_metric, inception = None, {"enabled": False, "note": f"Inception FID skipped: {HOW_TO_ENABLE}"}
-    if params.inception_weights is not None:  # loaded first: a wrong file fails before any work
-        weights = Path(params.inception_weights).expanduser()
-        fid_metric = load_fid_metric(weights, params.inception_features)
-        digest = sha256(weights)
-        inception = {"enabled": True, "weights": weights.name, "sha256": digest, "published_weights": is_published(digest),
-                     "features": params.inception_features, "reference": "real training split"}
-        if not inception["published_weights"]:
-            print(f"{weights}: SHA-256 {digest[:12]}… is not the published {WEIGHTS_FILE}; its FID is not comparable to published ones",
-                  flush=True)
-    else:
+    fid_metric, inception = fid_from(params)  # loaded first: a wrong file fails before any work
+    if fid_metric is None:
         print(inception["note"], flush=True)
     real_inception = inception_features(fid_metric, train.images) if fid_metric else None
     log.info("training the judge CNN on %d real images", len(train.labels))

@@ -20,6 +20,7 @@ import torch
 
 from qaug.device import device_of
 from qaug.generation_metrics import frechet_distance, kernel_inception_distance
+from qaug.inception import MetricsParams, fid_from, inception_features
 from qaug.io import InputError, load_image_set, read_json, save_torch, write_csv, write_metrics
 from qaug.params import ParamsError, require, section, seed_of, to_dict
 from qaug.plots import loss_curves
@@ -120,35 +121,42 @@ class GeneratorPaths:
 
 class QualityTrace:
     """FD and KID of generated images against the real training images, class by class, in the features of a
-    small CNN trained on the real split (score_generated's judge): the quality-over-training curve of HybridQ's
-    Fig. 4a, in classifier features rather than Inception's. It scores the averaged (EMA) weights, the ones the
-    stage saves; sampling draws from its own seeded generator, so scoring changes nothing about training."""
+    small CNN trained on the real split (score_generated's judge), and Inception FID when ``metrics.inception_weights``
+    names local weights: the quality-over-training curve of HybridQ's Fig. 4a. It scores the averaged (EMA) weights,
+    the ones the stage saves; sampling draws from its own seeded generator, so scoring changes nothing about training."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, names: list[str], samples: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, fid_metric=None) -> None:
         few = [f"{n} ({int((labels == c).sum())})" for c, n in enumerate(names) if (labels == c).sum() < 2]
         if few:
             raise ParamsError(f"params.yaml: qgan.score_every needs at least 2 real images a class to score against; "
                               f"classes {', '.join(few)} have fewer (set qgan.score_every: 0)")
         self.judge = train_classifier(images, labels, len(names), seed=seed, device=device)
         self.real = [embed(self.judge, images[labels == c]) for c in range(len(names))]
+        self.fid_metric = fid_metric  # Inception-v3 features of the real images once, of the samples at every scoring
+        self.real_inception = [inception_features(fid_metric, images[labels == c]) for c in range(len(names))] if fid_metric else []
         self.names, self.samples, self.seed = names, samples, seed
         self.rows: list[dict[str, float]] = []
 
     def __call__(self, step: int, model: GAN) -> None:
         row: dict[str, float] = {"step": step}
         for c, (name, real) in enumerate(zip(self.names, self.real)):
-            fake = embed(self.judge, model.sample(c, self.samples, seed=self.seed))  # the same noise at every step
+            samples = model.sample(c, self.samples, seed=self.seed)  # the same noise at every step
+            fake = embed(self.judge, samples)
             row[f"fd_{name}"] = frechet_distance(fake, real)
             row[f"kid_{name}"] = kernel_inception_distance(fake, real, subset_size=min(len(fake), len(real)), seed=self.seed)
-        row["fd"] = float(np.mean([row[f"fd_{n}"] for n in self.names]))
-        row["kid"] = float(np.mean([row[f"kid_{n}"] for n in self.names]))
+            if self.fid_metric is not None:
+                row[f"inception_fid_{name}"] = frechet_distance(inception_features(self.fid_metric, samples), self.real_inception[c])
+        for metric in ("fd", "kid", *(("inception_fid",) if self.fid_metric is not None else ())):
+            row[metric] = float(np.mean([row[f"{metric}_{n}"] for n in self.names]))
         self.rows.append(row)
 
 
-def write_quality(path: Path, names: list[str], rows: list[dict[str, float]]) -> None:
-    """step, fd, kid (class means), then fd_/kid_ per class (a DVC plot); only the header when scoring was off."""
-    columns = ["step", "fd", "kid", *[f"{m}_{n}" for n in names for m in ("fd", "kid")]]
+def write_quality(path: Path, names: list[str], rows: list[dict[str, float]], inception: bool = False) -> None:
+    """step, fd, kid (class means), then fd_/kid_ per class (a DVC plot), and inception_fid (mean, per class) when
+    Inception FID was scored; only the header when scoring was off."""
+    metrics = ("fd", "kid", *(("inception_fid",) if inception else ()))
+    columns = ["step", *metrics, *[f"{m}_{n}" for n in names for m in metrics]]
     write_csv(path, columns, [[r["step"], *(f"{r[k]:.6f}" for k in columns[1:])] for r in rows])
 
 
@@ -185,8 +193,8 @@ def build(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augm
     return ClassicalGAN.create(ccfg, seed=seed)
 
 
-def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, seed: int,
-        device: torch.device, paths: GeneratorPaths) -> dict:
+def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augment: AugmentParams, scoring: MetricsParams,
+        seed: int, device: torch.device, paths: GeneratorPaths) -> dict:
     train = load_image_set(paths.train)
     shares = read_json(paths.errors, "error_share")["error_share"]
     if len(shares) != len(train.classes):
@@ -206,6 +214,7 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
         history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
         counts: dict = {"generator_parameters": 0, "discriminator_parameters": 0, "loss": None}
         quality: list[dict[str, float]] = []
+        trace = None
     else:
         train_cfg = GANTrainConfig(
             steps=params.steps, batch_size=params.batch_size, lr_generator=params.lr_generator,
@@ -213,7 +222,10 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
             loss="wgan-gp" if augment.method == "qgan" and params.model == "wgan-gp" else params.loss,
             gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
         )
-        trace = QualityTrace(train.images, train.labels, info["classes"], params.score_samples, seed, device) if params.score_every else None
+        trace = None
+        if params.score_every:
+            fid_metric, inception = fid_from(scoring)
+            trace = QualityTrace(train.images, train.labels, info["classes"], params.score_samples, seed, device, fid_metric)
         model = build(params, hybridq, mosaiq, augment, len(train.classes), size, C, seed)
         counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
         train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True, device=device,
@@ -232,9 +244,12 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
         "final_loss_g": float(np.mean(history["loss_g"][-tail:])) if history["loss_g"] else None,
         "params": to_dict(params),
     }
-    write_quality(paths.quality, info["classes"], quality)
+    scored_inception = trace is not None and trace.fid_metric is not None
+    write_quality(paths.quality, info["classes"], quality, scored_inception)
     if quality:
         metrics["quality"] = quality[-1]  # the last scoring; every one is in the plot
+    if scored_inception:
+        metrics["quality_inception"] = inception
     write_csv(paths.losses, ["step", "loss_d", "loss_g"], [[i + 1, f"{d:.6f}", f"{g:.6f}"] for i, (d, g) in enumerate(zip(history["loss_d"], history["loss_g"]))])
     loss_curves({"discriminator": history["loss_d"], "generator": history["loss_g"]}, paths.figure, title=f"{augment.method} losses")
     write_metrics(paths.metrics, metrics, device)
@@ -243,7 +258,7 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
 
 def parse(raw: dict) -> tuple:
     return (section(QGANParams, raw, "qgan"), section(HybridQParams, raw, "hybridq"), section(MosaiQParams, raw, "mosaiq"),
-            section(AugmentParams, raw, "augment"), seed_of(raw), device_of(raw))
+            section(AugmentParams, raw, "augment"), section(MetricsParams, raw, "metrics"), seed_of(raw), device_of(raw))
 
 
 def main(raw: dict, root: Path = Path(".")) -> dict:

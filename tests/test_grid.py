@@ -373,6 +373,21 @@ def test_dask_on_a_loopback_scheduler_with_two_workers_gives_the_same_numbers(sm
             p.wait(timeout=60)
 
 
+def test_ray_on_a_local_instance_with_two_workers_gives_the_same_numbers(small, tmp_path) -> None:
+    import ray
+
+    path, reference, expected = small
+    try:
+        result = command.run(path, tmp_path / "out", "ray", 2, None, progress=False)
+    finally:
+        ray.shutdown()
+    assert result["failed"].keys() == expected["failed"].keys() and result["cells_finished"] == expected["cells_finished"]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out/store").glob("*/*/run.json")]
+    assert {r["environment"]["torch_threads"] for r in records} == {1}
+    assert os.getpid() not in {r["worker"]["pid"] for r in records}  # Ray's worker processes did the work
+    assert (tmp_path / "out/results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
 def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     _, out, result = small
     for seed in (0, 1):

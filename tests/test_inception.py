@@ -112,3 +112,28 @@ def test_score_generated_adds_inception_fid_per_class_only_with_weights(weights,
         assert scored[key]["pooled_inception_fid"] >= 0
         assert scored[key]["frechet_distance"] == plain[key]["frechet_distance"]  # the other scores are untouched
     assert summary["inception_fid"] == scored["accepted"]["inception_fid"]
+
+
+def test_generator_quality_over_training_adds_inception_fid_with_weights(weights, tmp_path) -> None:
+    """qgan.score_every with metrics.inception_weights: Inception FID per class and mean at every scoring (HybridQ
+    Fig. 4a), next to the judge-feature FD/KID, which stay what they are without it; the generator is unchanged."""
+    import csv
+
+    raw = tiny_params()
+    raw["qgan"].update(score_every=4, score_samples=6)
+    plain, scored = tmp_path / "plain", tmp_path / "scored"
+    for name in ("ingest", "train_baseline", "analyze_errors", "train_generator"):
+        get(name).run(raw, plain)
+    for rel in ("data/prepared/train.npz", "data/analysis/errors.json"):
+        (scored / rel).parent.mkdir(parents=True, exist_ok=True)
+        (scored / rel).write_bytes((plain / rel).read_bytes())
+    get("train_generator").run({**raw, "metrics": {"inception_weights": str(weights), "inception_features": 64}}, scored)
+    before, after = (list(csv.DictReader((root / "plots/data/generator_quality.csv").open())) for root in (plain, scored))
+    assert "inception_fid" not in before[0] and [int(r["step"]) for r in after] == [4, 8]
+    for row, base in zip(after, before):
+        per_class = [float(row[f"inception_fid_{c}"]) for c in ("0", "1", "2")]
+        assert all(v >= 0 for v in per_class) and float(row["inception_fid"]) == pytest.approx(np.mean(per_class), abs=1e-5)
+        assert {k: row[k] for k in base} == base  # FD and KID in the judge's features: the same numbers
+    metrics = json.loads((scored / "metrics/generator.json").read_text())
+    assert metrics["quality_inception"]["weights"] == weights.name and metrics["quality"]["inception_fid"] >= 0
+    assert (scored / "models/generator.pt").read_bytes() == (plain / "models/generator.pt").read_bytes()
