@@ -17,6 +17,7 @@ import torch
 from qaug.device import device_of
 from qaug.io import load_image_set, write_metrics
 from qaug.params import section, seed_of
+from qmodels.resnet import steps_per_epoch
 from tasks.classifier import BaselineParams, fit, score, training_summary
 from tasks.evaluate import EvaluateParams, fit_resnet, read_backbone, resnet_summary
 from tasks.layout import dep, out, rooted
@@ -39,8 +40,8 @@ def steps(params: BaselineParams, images: int) -> int:
 
 def resnet_epochs(params: EvaluateParams, real: int, generated: int) -> tuple[int, int]:
     """(target steps of the ResNet on real + generated images, epochs on the real ones that reach them)."""
-    target = params.epochs * math.ceil((real + generated) / params.batch_size)
-    return target, math.ceil(target / math.ceil(real / params.batch_size))
+    target = params.epochs * steps_per_epoch(real + generated, params.batch_size)
+    return target, math.ceil(target / steps_per_epoch(real, params.batch_size))
 
 
 def run(params: BaselineParams, downstream: EvaluateParams, augment: AugmentParams, merge: MergeParams, seed: int,

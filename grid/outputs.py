@@ -125,7 +125,7 @@ def _run_seconds(store: Path, run: StageRun) -> float:
 
 def _arm_seconds(cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], store: Path) -> dict:
     """Seconds of the stage runs each arm needs beyond the shared ingest and baseline (summed over seeds and regimes)."""
-    shared = {"ingest", "train_baseline", "analyze_errors"}
+    shared = {"ingest", "train_baseline", "analyze_errors", "resnet_baseline"}
     keys: dict[str, set[str]] = defaultdict(set)
     for c in cells:
         keys[c.arm.name] |= {k for s, k in per_cell[c.id].items() if s not in shared}

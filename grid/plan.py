@@ -18,14 +18,14 @@ from typing import Any
 from grid.format import canonical
 from grid.spec import Cell
 from tasks.layout import files
-from tasks.stages import STAGES, Stage, _files, get
+from tasks.stages import _GENERATORS, STAGES, Stage, _files, get
 
 # The grid's own stages. equal_steps: the baseline classifier retrained for as many optimiser steps as an augmented
 # model gets (the generated count, from augment.n_gen or merge.mixing_ratio, is in the key).
 # resnet_baseline: a ResNet grid's `none` control, the baseline ResNet that evaluate trains beside every method's.
 _EVALUATE = get("evaluate").code
 EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "device", "baseline", "evaluate", "augment.n_gen", "merge.mixing_ratio"),
-                    "EqualStepsPaths", _files("grid/equal_steps.py", "tasks/merge.py", "qmodels/counts.py", *_EVALUATE))
+                    "EqualStepsPaths", _files("grid/equal_steps.py", *get("merge").code, *_GENERATORS, *_EVALUATE))
 RESNET_BASELINE = Stage("resnet_baseline", "grid.resnet_baseline", ("seed", "device", "evaluate"), "ResNetBaselinePaths",
                         ("grid/resnet_baseline.py", *_EVALUATE))
 ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS, RESNET_BASELINE)}
@@ -86,6 +86,15 @@ def _read(raw: dict[str, Any], key: str) -> Any:
     return node
 
 
+def _key_params(stage: Stage, params: dict[str, Any]) -> dict[str, Any]:
+    """The params that determine a run's outputs. train_generator reads ``metrics`` only to score over training
+    (``qgan.score_every`` > 0): Inception settings meant for score_generated must not retrain every generator."""
+    keys = stage.params
+    if stage.name == "train_generator" and not _read(params, "qgan.score_every"):
+        keys = tuple(k for k in keys if k != "metrics")
+    return {k: _read(params, k) for k in keys}
+
+
 def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str, dict[str, str]]]:
     """The unique stage runs (key → run, in an order where inputs come first) and each cell's stage → key."""
     runs: dict[str, StageRun] = {}
@@ -99,7 +108,7 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
             missing = [p for p in files(stage.paths_object(), "dep") if made.get(p) not in keys]
             if missing:
                 raise RuntimeError(f"stage {name} reads {missing}, which no earlier stage of the cell writes")
-            ident = {"stage": name, "params": {k: _read(cell.params, k) for k in stage.params},
+            ident = {"stage": name, "params": _key_params(stage, cell.params),
                      "code": _code_digest(stage.code), "inputs": upstream}
             key = hashlib.sha256(canonical(ident).encode()).hexdigest()[:20]
             keys[name] = key

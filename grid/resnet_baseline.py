@@ -2,8 +2,9 @@
 trained on the real training split alone, with evaluate's settings and the cell's seed.
 
 It is the very model every method's evaluate trains as its baseline (same images, settings, seed and
-device: the same numbers, tested), run once per (regime, sweep point, seed) so the grid can pair every
-method with it as it pairs HQCNN methods with train_baseline's model.
+device: on the CPU the same numbers, tested; a GPU's non-deterministic kernels may move the last digits),
+run once per (regime, seed) so the grid can pair every method with it as it pairs HQCNN methods with
+train_baseline's model.
 """
 
 from __future__ import annotations

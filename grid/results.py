@@ -1,8 +1,9 @@
 """Finished cells → their records, one tidy table (a row per cell × metric) and the paired comparisons.
 
-A cell's record holds its test metrics (accuracy, macro-F1, per-class recall and, when
-the regime's training split is imbalanced, the rarest class's recall), whether its
-HQCNN collapsed, and for augmenting arms the generated set's scores. Comparisons pair
+A cell's record holds its test metrics (accuracy, macro-F1, macro precision and recall,
+per-class recall and, when the regime's training split is imbalanced, the rarest class's
+recall), whether its classifier or the baseline it is compared with collapsed, and for
+augmenting arms the generated set's scores. Comparisons pair
 a method with ``none`` and ``duplicates`` seed by seed inside each (regime, sweep
 point); a seed whose baseline or either model collapsed is left out of the pair and
 reported apart, never averaged in.
@@ -19,7 +20,7 @@ import numpy as np
 
 from grid import stats
 from grid.format import canonical
-from grid.plan import StageRun, result_stage
+from grid.plan import StageRun, judged_by_resnet, result_stage
 from grid.spec import REFERENCES, Cell
 from grid.store import outputs
 from qaug.io import load_arrays, read_json
@@ -30,14 +31,19 @@ def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], sto
     run = runs[keys[result_stage(cell)]]
     paths = outputs(store, run)
     metrics = read_json(paths.metrics)
-    baseline = read_json(outputs(store, runs[keys["train_baseline"]]).metrics) if "train_baseline" in keys else None
+    if judged_by_resnet(cell):  # evaluate trained the baseline ResNet beside this cell's (none: the cell itself)
+        baseline_collapsed = metrics["training"].get("baseline_collapsed") if cell.arm.kind == "augment" else None
+    elif "train_baseline" in keys:  # the HQCNN every method of the seed shares: its collapse spoils the pair
+        baseline_collapsed = bool(read_json(outputs(store, runs[keys["train_baseline"]]).metrics)["training"]["collapsed"])
+    else:
+        baseline_collapsed = None
     train_labels = load_arrays(outputs(store, runs[keys["ingest"]]).train)["labels"]
     record: dict[str, Any] = {
         "cell": cell.id, "label": cell.label, "regime": cell.regime, "point": dict(cell.point), "arm": cell.arm.name,
         "kind": cell.arm.kind, "control": cell.arm.control, "seed": cell.seed,
         "metrics": cell_metrics(metrics, np.bincount(train_labels)),
         "collapsed": bool(metrics["training"]["collapsed"]),
-        "baseline_collapsed": bool(baseline["training"]["collapsed"]) if baseline else None,
+        "baseline_collapsed": baseline_collapsed,
         "steps": metrics["training"]["steps"], "train_images": int(metrics["training"]["images"]),
         "generation": {}, "runs": keys,
     }

@@ -33,8 +33,8 @@ REFERENCES = ("none", "duplicates")  # every method is compared with these
 _KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 # What a method is paired on: changing it in a method would give that method its own subsample, baseline, error
-# analysis or judge (evaluate: the classifier whose test scores are compared, and its training settings).
-PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum", "evaluate")
+# analysis, judge (evaluate: the classifier whose test scores are compared, and its training settings) or device.
+PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum", "evaluate", "device")
 
 
 class GridError(ParamsError):
@@ -196,7 +196,7 @@ def _arms(doc: dict, where: str) -> tuple[Arm, ...]:
         paired_on = [k for k in overrides if k.split(".")[0] in PAIRED_ON]
         if paired_on:
             raise GridError(f"{where}: methods.{name} sets {', '.join(paired_on)}: a method shares the seed, subsample, baseline, "
-                            "error analysis, backend and evaluating classifier it is compared on; put such a setting in a regime or a sweep")
+                            "error analysis, backend, evaluating classifier and device it is compared on; put such a setting in a regime or a sweep")
         arms.append(Arm(name, "augment", overrides))
     return tuple(arms)
 

@@ -9,7 +9,6 @@ kernels' rounding.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -76,6 +75,11 @@ class ResNetResult:
         return self.history["accuracy"][-1] < 1 / self.model.num_classes + margin
 
 
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch: batch norm cannot train on one image, so a last batch of one is left out."""
+    return images // batch_size + (images % batch_size >= 2)
+
+
 def train_resnet(arch: Arch, images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ResNetTrainConfig,
                  backbone: dict[str, torch.Tensor] | None = None, device: torch.device | str = "cpu",
                  progress: bool = False) -> ResNetResult:
@@ -91,8 +95,7 @@ def train_resnet(arch: Arch, images: np.ndarray, labels: np.ndarray, num_classes
     x = torch.as_tensor(images, dtype=torch.float32).to(device)
     y = torch.as_tensor(labels, dtype=torch.long).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch(len(x), cfg.batch_size)))
     result = ResNetResult(model)
     for _ in progress_bar(cfg.epochs, f"{arch}", "epochs", progress):
         model.train()

@@ -50,13 +50,12 @@ def test_a_bad_device_fails_the_params_check_before_any_stage() -> None:
         check_params({**tiny_params(), "device": "tpu"})
 
 
-def _meta_backward(module: torch.nn.Module, *inputs: torch.Tensor, call=None, backward: bool = True) -> torch.Tensor:
+def _meta_backward(module: torch.nn.Module, *inputs: torch.Tensor, call=None) -> torch.Tensor:
     module.to("meta")
     out = (call or module)(*(t.to("meta") if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs))
     out = out if isinstance(out, torch.Tensor) else out[0]
     assert out.device.type == "meta"
-    if backward:
-        out.float().sum().backward()
+    out.float().sum().backward()
     return out
 
 

@@ -140,6 +140,20 @@ def test_methods_of_a_seed_share_subsample_baseline_and_error_analysis() -> None
     assert by_arm["qgan"]["filter"] != by_arm["qgan-tau0.6"]["filter"]
 
 
+def test_inception_settings_retrain_generators_only_when_they_score_over_training(tmp_path) -> None:
+    weights = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"only its path is keyed here")
+    doc = {**SMALL, "methods": {"gan": {"augment.method": "gan1"}}, "seeds": [0],
+           "sweep": {"metrics.inception_weights": [None, str(weights)]}}
+    for every, shared in ((0, True), (4, False)):
+        spec = load_grid(write_grid(tmp_path, {**doc, "params": {"qgan.score_every": every}}))
+        cells = [c for c in spec.cells() if c.arm.name == "gan"]
+        _, per_cell = plan(cells, score=True)
+        first, second = (per_cell[c.id] for c in cells)
+        assert (first["train_generator"] == second["train_generator"]) is shared
+        assert first["score_generated"] != second["score_generated"]  # which reads them either way
+
+
 # --- running ----------------------------------------------------------------------------------------------------
 
 
