@@ -71,8 +71,10 @@ def test_sweep_points_are_compared_apart_even_with_mapping_values() -> None:
 
 
 def test_rare_recall_only_for_imbalanced_splits_and_averaged_over_tied_rare_classes() -> None:
-    metrics = {"accuracy": 0.8, "macro": {"f1": 0.7}, "per_class": {c: {"recall": r} for c, r in zip("abc", (0.9, 0.6, 0.4))}}
-    assert "rare_recall" not in cell_metrics(metrics, np.array([10, 10, 10]))
+    metrics = {"accuracy": 0.8, "macro": {"f1": 0.7, "precision": 0.75, "recall": 0.65},
+               "per_class": {c: {"recall": r} for c, r in zip("abc", (0.9, 0.6, 0.4))}}
+    balanced = cell_metrics(metrics, np.array([10, 10, 10]))
+    assert "rare_recall" not in balanced and (balanced["macro_precision"], balanced["macro_recall"]) == (0.75, 0.65)
     assert cell_metrics(metrics, np.array([100, 100, 10]))["rare_recall"] == 0.4
     assert cell_metrics(metrics, np.array([100, 10, 10]))["rare_recall"] == pytest.approx(0.5)
 
