@@ -74,9 +74,10 @@ def print_summary(summary: dict) -> None:
     from rich.table import Table
 
     from grid.format import ci, pts, pvalue
-    from grid.report import groups, headline, verdicts
+    from grid.report import groups, headline, judges, verdicts
 
     console = Console()
+    console.print(f"grid {summary['grid']}, judged by {judges(summary.get('classifiers', ['hqcnn']))}")
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})

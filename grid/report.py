@@ -247,7 +247,7 @@ def _comparison_table(rows: list[dict]) -> str:
 
 def markdown(summary: dict) -> str:
     """Per regime: the headline metric's table (percentage points) and the verdicts, as Markdown (README, Prefect artifact)."""
-    lines = []
+    lines = [f"Judged by {judges(summary.get('classifiers', ['hqcnn']))}.", ""]
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})

@@ -463,6 +463,9 @@ def test_a_resnet_grid_pairs_every_method_with_the_baseline_resnet_evaluate_trai
         ("proto", "none"), ("duplicates", "none"), ("equal-steps", "none"), ("proto", "duplicates"), ("equal-steps", "duplicates")}
     page = (out / "report.html").read_text()
     assert "resnet18 trained by evaluate" in page and "macro precision (%)" in page
+    from grid.report import markdown
+
+    assert markdown(summary).startswith("Judged by resnet18 trained by evaluate")
 
 
 def test_a_resnet_grids_equal_steps_control_takes_the_augmented_resnets_steps(resnet_grid) -> None:
