@@ -402,6 +402,47 @@ def test_ray_on_a_local_instance_with_two_workers_gives_the_same_numbers(small, 
     assert (tmp_path / "out/results.csv").read_bytes() == (reference / "results.csv").read_bytes()
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_ray_on_a_running_loopback_cluster_gives_the_same_numbers(small, tmp_path, monkeypatch) -> None:
+    """`--address` of a cluster started with `ray start --head` (token authentication off on both sides, as
+    RAY_AUTH_MODE=disabled does; a real cluster's clients need its token instead)."""
+    import socket
+
+    import ray
+    from prefect.settings import get_current_settings
+
+    path, reference, expected = small
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url), "OMP_NUM_THREADS": "1"}
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:  # --block and a session of its own: the test stops its own cluster, not any other Ray on the machine
+        deadline = time.monotonic() + 120
+        while not _listening(port):
+            assert head.poll() is None and time.monotonic() < deadline, "the ray head did not start"
+            time.sleep(0.5)
+        result = command.run(path, tmp_path / "out", "ray", 2, f"127.0.0.1:{port}", progress=False)
+        ray.shutdown()
+        assert result["failed"].keys() == expected["failed"].keys() and result["cells_finished"] == expected["cells_finished"]
+        records = [json.loads(p.read_text()) for p in (tmp_path / "out/store").glob("*/*/run.json")]
+        assert {r["environment"]["torch_threads"] for r in records} == {1} and os.getpid() not in {r["worker"]["pid"] for r in records}
+        assert (tmp_path / "out/results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    finally:
+        ray.shutdown()
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=120)
+
+
 def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     _, out, result = small
     for seed in (0, 1):
