@@ -58,7 +58,11 @@ def task_runner(engine: Engine, workers: int, address: str | None = None):
         from prefect_ray import RayTaskRunner
     except ImportError:
         raise RuntimeError("--engine ray needs prefect-ray: pip install 'qaug[ray]'") from None
-    return RayTaskRunner(address=address) if address else RayTaskRunner(init_kwargs={"num_cpus": workers})
+    if address:
+        return RayTaskRunner(address=address)
+    # "local": always a new instance of N CPUs; without it ray.init joins whatever cluster the machine's
+    # /tmp/ray/ray_current_cluster names (another user's, or a dead one's stale address)
+    return RayTaskRunner(address="local", init_kwargs={"num_cpus": workers})
 
 
 @dataclass

@@ -8,9 +8,11 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -423,8 +425,9 @@ def test_ray_on_a_running_loopback_cluster_gives_the_same_numbers(small, tmp_pat
         port = free.getsockname()[1]
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url), "OMP_NUM_THREADS": "1"}
+    temp = tempfile.mkdtemp(prefix="qaug-ray-")  # short (Ray's socket paths) and its own: /tmp/ray's address file is left alone
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
                             cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:  # --block and a session of its own: the test stops its own cluster, not any other Ray on the machine
         deadline = time.monotonic() + 120
@@ -441,6 +444,7 @@ def test_ray_on_a_running_loopback_cluster_gives_the_same_numbers(small, tmp_pat
         ray.shutdown()
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
