@@ -126,14 +126,14 @@ class QualityTrace:
     the ones the stage saves; sampling draws from its own seeded generator, so scoring changes nothing about training."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, names: list[str], samples: int, seed: int,
-                 device: torch.device, fid_metric=None) -> None:
+                 device: torch.device, fid_metric=None, inception: dict | None = None) -> None:
         few = [f"{n} ({int((labels == c).sum())})" for c, n in enumerate(names) if (labels == c).sum() < 2]
         if few:
             raise ParamsError(f"params.yaml: qgan.score_every needs at least 2 real images a class to score against; "
                               f"classes {', '.join(few)} have fewer (set qgan.score_every: 0)")
         self.judge = train_classifier(images, labels, len(names), seed=seed, device=device)
         self.real = [embed(self.judge, images[labels == c]) for c in range(len(names))]
-        self.fid_metric = fid_metric  # Inception-v3 features of the real images once, of the samples at every scoring
+        self.fid_metric, self.inception = fid_metric, inception  # the metric and what metrics record of its weights
         self.real_inception = [inception_features(fid_metric, images[labels == c]) for c in range(len(names))] if fid_metric else []
         self.names, self.samples, self.seed = names, samples, seed
         self.rows: list[dict[str, float]] = []
@@ -207,14 +207,13 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
                               f"images a class; {paths.train} has {fewest} in its smallest class (lower them, or raise ingest.train_per_class)")
     C, size = train.images.shape[1], train.images.shape[-1]
     info = {"class_weights": weights, "classes": [str(c) for c in train.classes], "method": augment.method, "model": params.model}
+    trace: QualityTrace | None = None
     if augment.method not in GAN_METHODS:
         resampler = Resampler(ResampleConfig(augment.method, augment.rotation, augment.translate, augment.contrast),  # type: ignore[arg-type]
                               train.images, train.labels, len(train.classes))
         save_torch(paths.model, resampler.checkpoint() | info)
         history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
         counts: dict = {"generator_parameters": 0, "discriminator_parameters": 0, "loss": None}
-        quality: list[dict[str, float]] = []
-        trace = None
     else:
         train_cfg = GANTrainConfig(
             steps=params.steps, batch_size=params.batch_size, lr_generator=params.lr_generator,
@@ -222,15 +221,12 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
             loss="wgan-gp" if augment.method == "qgan" and params.model == "wgan-gp" else params.loss,
             gp_lambda=params.gp_lambda, n_critic=params.n_critic, seed=seed,
         )
-        trace = None
         if params.score_every:
-            fid_metric, inception = fid_from(scoring)
-            trace = QualityTrace(train.images, train.labels, info["classes"], params.score_samples, seed, device, fid_metric)
+            trace = QualityTrace(train.images, train.labels, info["classes"], params.score_samples, seed, device, *fid_from(scoring))
         model = build(params, hybridq, mosaiq, augment, len(train.classes), size, C, seed)
         counts = {"generator_parameters": parameter_count(model.generator), "discriminator_parameters": parameter_count(model.discriminator)}
         train_gan(model, train.images, train.labels, train_cfg, class_weights=weights, progress=True, device=device,
                   every=params.score_every, on_every=trace)
-        quality = trace.rows if trace else []
         save_torch(paths.model, model.to("cpu").checkpoint() | info)  # CPU tensors: the checkpoint loads anywhere
         history = model.history
         counts["loss"] = train_cfg.loss  # what training used (qgan.model: wgan-gp overrides qgan.loss)
@@ -244,12 +240,12 @@ def run(params: QGANParams, hybridq: HybridQParams, mosaiq: MosaiQParams, augmen
         "final_loss_g": float(np.mean(history["loss_g"][-tail:])) if history["loss_g"] else None,
         "params": to_dict(params),
     }
-    scored_inception = trace is not None and trace.fid_metric is not None
-    write_quality(paths.quality, info["classes"], quality, scored_inception)
+    quality, inception = (trace.rows, trace.fid_metric is not None) if trace else ([], False)
+    write_quality(paths.quality, info["classes"], quality, inception)
     if quality:
         metrics["quality"] = quality[-1]  # the last scoring; every one is in the plot
-    if scored_inception:
-        metrics["quality_inception"] = inception
+    if inception:
+        metrics["quality_inception"] = trace.inception
     write_csv(paths.losses, ["step", "loss_d", "loss_g"], [[i + 1, f"{d:.6f}", f"{g:.6f}"] for i, (d, g) in enumerate(zip(history["loss_d"], history["loss_g"]))])
     loss_curves({"discriminator": history["loss_d"], "generator": history["loss_g"]}, paths.figure, title=f"{augment.method} losses")
     write_metrics(paths.metrics, metrics, device)
