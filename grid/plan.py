@@ -17,6 +17,7 @@ from typing import Any
 
 from grid.format import canonical
 from grid.spec import Cell
+from qaug.params import lookup
 from tasks.layout import files
 from tasks.stages import _GENERATORS, STAGES, Stage, _files, get
 
@@ -43,7 +44,7 @@ class StageRun:
 
 
 def judged_by_resnet(cell: Cell) -> bool:
-    return _read(cell.params, "evaluate.classifier") not in (None, "hqcnn")
+    return lookup(cell.params, "evaluate.classifier") not in (None, "hqcnn")
 
 
 def reference_stage(cell: Cell) -> str:
@@ -79,20 +80,10 @@ def _code_digest(paths: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def _read(raw: dict[str, Any], key: str) -> Any:
-    node: Any = raw
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 def _key_params(stage: Stage, params: dict[str, Any]) -> dict[str, Any]:
-    """The params that determine a run's outputs. train_generator reads ``metrics`` only to score over training
-    (``qgan.score_every`` > 0): Inception settings meant for score_generated must not retrain every generator."""
-    keys = stage.params
-    if stage.name == "train_generator" and not _read(params, "qgan.score_every"):
-        keys = tuple(k for k in keys if k != "metrics")
-    return {k: _read(params, k) for k in keys}
+    """The params that determine a run's outputs (``Stage.params_read``: train_generator's Inception settings only
+    when it scores over training, so those meant for score_generated do not retrain every generator)."""
+    return {k: lookup(params, k) for k in stage.params_read(params)}
 
 
 def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str, dict[str, str]]]:

@@ -146,6 +146,15 @@ def require(condition: bool, field: str, message: str) -> None:
         raise err
 
 
+def lookup(raw: Any, dotted: str) -> Any:
+    """``raw``'s value at ``a.b`` in nested mappings; None where a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(raw, dict) or part not in raw:
+            return None
+        raw = raw[part]
+    return raw
+
+
 def _value_at(obj: Any, dotted: str) -> Any:
     """``obj.a.b`` (attributes or mapping keys, compared as text); raises LookupError when absent."""
     for part in dotted.split("."):

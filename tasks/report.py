@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from qaug.io import read_json
+from qaug.params import lookup
 
 COMPARISON = Path("metrics/comparison.json")
 FILTER = Path("metrics/filter.json")
@@ -180,17 +181,9 @@ RUN_FIELDS = (
 )
 
 
-def _nested(data: dict | None, key: str):
-    for part in key.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
 def run_summary(metrics: dict[Path, dict]) -> dict:
     """``RUN_FIELDS`` of one run, from its metrics files (``{path: parsed JSON}``); None where absent."""
-    return {label: _nested(metrics.get(file), key) for label, file, key in RUN_FIELDS}
+    return {label: lookup(metrics.get(file), key) for label, file, key in RUN_FIELDS}
 
 
 def flatten(raw: dict, prefix: str = "") -> dict[str, object]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from qaug.params import ParamsError, section
+from qaug.params import ParamsError, lookup, section
 from qaug.io import remove_leftovers
 from tasks.layout import files, rooted
 
@@ -37,6 +37,13 @@ class Stage:
     paths: str  # name of the stage module's paths dataclass
     code: tuple[str, ...]  # source files whose edits rerun the stage
     quantum: Literal["", "classifier", "generator"] = ""  # whose circuits it runs on ``quantum.backend``
+    # params keys read only when another key is set (key → that key): DVC lists them always, a grid keys runs by them only then
+    read_if: tuple[tuple[str, str], ...] = ()
+
+    def params_read(self, raw: dict) -> tuple[str, ...]:
+        """The params keys that shape this run's outputs under ``raw``."""
+        unused = {key for key, condition in self.read_if if not lookup(raw, condition)}
+        return tuple(k for k in self.params if k not in unused)
 
     def paths_object(self) -> object:
         return getattr(importlib.import_module(self.module), self.paths)()
@@ -64,7 +71,8 @@ STAGES: tuple[Stage, ...] = (
           ("seed", "device", "qgan", "hybridq", "mosaiq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast", "metrics"),
           "GeneratorPaths",
           ("tasks/train_generator.py", "qaug/device.py", "qaug/plots.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py",
-           *_GENERATORS)),
+           *_GENERATORS),
+          read_if=(("metrics", "qgan.score_every"),)),  # Inception settings matter to training only when it scores
     Stage("generate", "tasks.generate", ("seed", "device", "augment", "checks", "quantum"), "GeneratePaths",
           _files("tasks/generate.py", "qaug/device.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
     Stage("filter", "tasks.filter", ("seed", "device", "filter", "checks", "quantum"), "FilterPaths",
