@@ -9,23 +9,30 @@ Workloads (forward + backward unless noted), all built from qmodels:
   HybridQ step      one whole training step at paper size: critic + generator (minimax), reconstruction loss,
                     EMA; the median of --steps steps of ``train_gan`` after two warm-up steps
 
-Times are medians of ``torch.utils.benchmark`` (CUDA synchronised), in ms; the last column is CPU/GPU time (>1:
-the GPU is faster). Without CUDA only the CPU column is printed. The CPU uses --threads threads (default: what
-torch has; qaug's stages pin 1).
+Times are medians of ``torch.utils.benchmark`` (CUDA synchronised), in ms. On a CUDA machine the GPU runs with the
+settings stages use there (``qaug.device.repeatable_cuda``), twice:
+eagerly (``qmodels.cuda_graphs.eager``: a kernel launch per operation) and as qaug runs it, with circuit calls
+replayed from CUDA graphs; the ratios are CPU/graphs (>1: the GPU is faster) and eager/graphs. Without CUDA only
+the CPU column is printed. The CPU uses --threads threads (default: what torch has; qaug's stages pin 1).
+--profile prints where a HybridQ training step's time goes (PyTorch's profiler, on the GPU when there is one).
 
-Run: python bench/gpu.py [--threads N] [--seconds 1.0] [--skip-step]
+Run: python bench/gpu.py [--threads N] [--seconds 1.0] [--skip-step] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 import torch
 from torch.utils import benchmark
 
+from qaug.device import repeatable_cuda
+from qaug.reproducible import enabled
+from qmodels import cuda_graphs
 from qmodels.adversarial import GANTrainConfig, train_gan
 from qmodels.circuits import expval_generator_ansatz, hqcnn_ansatz, patch_generator_ansatz
 from qmodels.hybridq import HybridQ, HybridQConfig
@@ -82,20 +89,30 @@ def median_ms(step: Callable[[], None], seconds: float) -> float:
     return timer.blocked_autorange(min_run_time=seconds).median * 1e3
 
 
-def training_step_ms(device: torch.device, steps: int) -> float:
+def training_step_ms(device: torch.device, steps: int, profile: bool = False) -> float:
     """Median ms per HybridQ training step at paper size on random 64×64 RGB images (3 classes × 40), each step
     timed from the end of the one before (``train_gan``'s per-step callback); the first two are warm-up."""
     rng = np.random.default_rng(0)
     images, labels = rng.random((120, 3, 64, 64), dtype=np.float32), np.arange(120) % 3
     ends: list[float] = []
+    profiler = torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []),
+        schedule=torch.profiler.schedule(wait=0, warmup=2, active=steps, repeat=1)) if profile else None
 
     def stamp(step: int, model) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         ends.append(time.perf_counter())
+        if profiler is not None:
+            profiler.step()
 
-    train_gan(HybridQ.create(HybridQConfig()), images, labels, GANTrainConfig(steps=2 + steps, batch_size=32), device=device,
-              every=1, on_every=stamp)
+    with profiler or contextlib.nullcontext():
+        train_gan(HybridQ.create(HybridQConfig()), images, labels, GANTrainConfig(steps=2 + steps, batch_size=32),
+                  device=device, every=1, on_every=stamp)
+    if profiler is not None:
+        sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        print(profiler.key_averages().table(sort_by=sort, row_limit=25))
+        print(profiler.key_averages().table(sort_by="count", row_limit=15))
     return float(np.median(np.diff(ends[1:]))) * 1e3
 
 
@@ -105,21 +122,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum timing per workload and device")
     parser.add_argument("--steps", type=int, default=5, help="training steps timed for the HybridQ step")
     parser.add_argument("--skip-step", action="store_true", help="leave out the whole training step (slow on a CPU)")
+    parser.add_argument("--profile", action="store_true", help="profile the HybridQ training step and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    gpu = torch.cuda.get_device_name(0) if len(devices) > 1 else "no CUDA GPU"
-    print(f"torch {torch.__version__}, CPU threads {args.threads}, {gpu}")
-    header = f"{'workload':<44} {'CPU ms':>10}" + (f" {'GPU ms':>10} {'CPU/GPU':>8}" if len(devices) > 1 else "")
-    print(header)
+    cuda = torch.cuda.is_available()
+    if args.profile:
+        if cuda and enabled():
+            repeatable_cuda()
+        training_step_ms(torch.device("cuda" if cuda else "cpu"), args.steps, profile=True)
+        return
+    if cuda and enabled():
+        repeatable_cuda()  # as stages run on a GPU (QAUG_REPRODUCIBLE=0: torch's defaults)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    runs: list[tuple[str, torch.device, Callable[[], ContextManager]]] = [("CPU ms", cpu, contextlib.nullcontext)]
+    if cuda:
+        runs += [("GPU eager", gpu, cuda_graphs.eager), ("GPU graphs", gpu, contextlib.nullcontext)]
+    print(f"torch {torch.__version__}, CPU threads {args.threads}, {torch.cuda.get_device_name(0) if cuda else 'no CUDA GPU'}")
+    header = f"{'workload':<44}" + "".join(f" {name:>10}" for name, _, _ in runs)
+    print(header + (f" {'CPU/graphs':>10} {'eager/graphs':>12}" if cuda else ""))
     rows = [(name, lambda d, build=build: median_ms(build(d), args.seconds)) for name, build in WORKLOADS]
     if not args.skip_step:
-        rows.append((f"HybridQ training step (paper size), batch 32", lambda d: training_step_ms(d, args.steps)))
+        rows.append(("HybridQ training step (paper size), batch 32", lambda d: training_step_ms(d, args.steps)))
     for name, measure in rows:
-        times = [measure(d) for d in devices]
-        line = f"{name:<44} {times[0]:>10.2f}"
-        if len(times) > 1:
-            line += f" {times[1]:>10.2f} {times[0] / times[1]:>7.2f}×"
+        times = []
+        for _, device, mode in runs:
+            with mode():
+                times.append(measure(device))
+        line = f"{name:<44}" + "".join(f" {t:>10.2f}" for t in times)
+        if cuda:
+            line += f" {times[0] / times[2]:>9.2f}× {times[1] / times[2]:>11.2f}×"
         print(line, flush=True)
 
 

@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from qmodels import cuda_graphs
 from qmodels.circuits import Ansatz
 from qmodels.executor import StatevectorExecutor, compile_ansatz
 
@@ -23,7 +24,8 @@ class QuantumLayer(torch.nn.Module):
     ``backend`` (default None: the exact executor) may be set to a function
     ``(inputs, weights) -> outputs`` on numpy arrays, e.g. a
     :class:`~qmodels.backends.ShotRunner`, to run inference on a shot-based backend;
-    its outputs carry no gradient.
+    its outputs carry no gradient. On a CUDA GPU the exact executor's calls replay CUDA graphs
+    (:mod:`qmodels.cuda_graphs`).
     """
 
     def __init__(
@@ -50,7 +52,7 @@ class QuantumLayer(torch.nn.Module):
     def run(self, inputs: torch.Tensor | None, weights: torch.Tensor) -> torch.Tensor:
         """The circuit's outputs for these inputs and weight set(s), on the exact executor or ``backend``."""
         if self.backend is None:
-            return self.executor(inputs, weights)
+            return cuda_graphs.call(self.executor, inputs, weights)
         x = None if inputs is None else inputs.detach().double().numpy()
         return torch.as_tensor(self.backend(x, weights.detach().double().numpy()), dtype=torch.float32)
 

@@ -33,13 +33,14 @@ class SubGeneratorBank(nn.Module):
         return torch.rand(batch, self.num_qubits, generator=generator)
 
     def latents(self, noise: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
-        """(K, B, S·n) quantum latents: every sub-generator of a class in one executor call."""
-        weights = self.quantum.weight.view(self.num_classes, self.sub_generators, -1)
-        out = []
-        for c in classes:
-            expvals = self.quantum.run(noise * self.noise_range, weights[c])  # (S, B, n)
-            out.append(expvals.permute(1, 0, 2).reshape(noise.shape[0], -1))
-        return torch.stack(out)
+        """(K, B, S·n) quantum latents. On a GPU every requested class's sub-generators run in one executor call
+        (one CUDA graph); on the CPU one call per class, whose numbers do not depend on how many classes are
+        asked for (the executor's fusion choice weighs the number of weight sets in a call)."""
+        S, B = self.sub_generators, noise.shape[0]
+        weights = self.quantum.weight.view(self.num_classes, S, -1)
+        groups = [list(classes)] if noise.is_cuda else [[c] for c in classes]
+        out = [self.quantum.run(noise * self.noise_range, weights[group].flatten(0, 1)) for group in groups]  # (k·S, B, n)
+        return torch.cat(out).view(len(classes), S, B, -1).permute(0, 2, 1, 3).reshape(len(classes), B, -1)
 
     @torch.no_grad()
     def adapt_noise(self, loss_d: float, loss_g: float, rate: float) -> None:

@@ -20,11 +20,13 @@ def _files(*paths: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))  # order kept, repeats dropped
 
 
-_CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py")
+_CORE = ("qmodels/circuits.py", "qmodels/gates.py", "qmodels/kernels.py", "qmodels/executor.py", "qmodels/layer.py",
+         "qmodels/cuda_graphs.py")
 _HQCNN = ("tasks/classifier.py", "qaug/data.py", "qaug/metrics.py", "qmodels/hqcnn.py", "qmodels/progress.py", *_CORE)
 _GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py", "qmodels/hybrid_qgan.py", "qmodels/hybridq.py",
                "qmodels/mosaiq.py", "qmodels/subgenerators.py", "qmodels/qgan.py", "qmodels/adversarial.py", "qmodels/counts.py", "qmodels/ema.py",
                "qmodels/wgan.py", "qmodels/progress.py", *_CORE)
+_DEVICE = ("qaug/device.py", "qaug/reproducible.py")
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
 
@@ -64,25 +66,25 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "device", "baseline"), "BaselinePaths",
-          ("tasks/train_baseline.py", "qaug/device.py", *_HQCNN)),
+          ("tasks/train_baseline.py", *_DEVICE, *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum", "device"), "AnalysisPaths",
-          ("tasks/analyze_errors.py", "qaug/device.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
+          ("tasks/analyze_errors.py", *_DEVICE, *_HQCNN, *_BACKENDS), quantum="classifier"),
     Stage("train_generator", "tasks.train_generator",
           ("seed", "device", "qgan", "hybridq", "mosaiq", "augment.method", "augment.rotation", "augment.translate", "augment.contrast", "metrics"),
           "GeneratorPaths",
-          ("tasks/train_generator.py", "qaug/device.py", "qaug/plots.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py",
+          ("tasks/train_generator.py", *_DEVICE, "qaug/plots.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py",
            *_GENERATORS),
           read_if=(("metrics", "qgan.score_every"),)),  # Inception settings matter to training only when it scores
     Stage("generate", "tasks.generate", ("seed", "device", "augment", "checks", "quantum"), "GeneratePaths",
-          _files("tasks/generate.py", "qaug/device.py", *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
+          _files("tasks/generate.py", *_DEVICE, *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
     Stage("filter", "tasks.filter", ("seed", "device", "filter", "checks", "quantum"), "FilterPaths",
-          _files("tasks/filter.py", "qaug/device.py", "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
+          _files("tasks/filter.py", *_DEVICE, "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
           quantum="generator"),
     Stage("score_generated", "tasks.score_generated", ("seed", "device", "metrics"), "ScorePaths",
-          ("tasks/score_generated.py", "qaug/device.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
+          ("tasks/score_generated.py", *_DEVICE, "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
     Stage("merge", "tasks.merge", ("seed", "merge", "checks"), "MergePaths", ("tasks/merge.py", "qaug/data.py", "qmodels/counts.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "device", "baseline", "evaluate", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", "qaug/device.py", "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
+          _files("tasks/evaluate.py", *_DEVICE, "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
 )
 NAMES = tuple(s.name for s in STAGES)
 

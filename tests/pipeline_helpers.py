@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
+from PIL import Image
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +49,14 @@ def dvc_project(root: Path) -> Path:
     for name in ("config", "offline_plots.html"):  # the shipped DVC config: its default remote is ../qaug-remote
         shutil.copy(PROJECT / ".dvc" / name, root / ".dvc" / name)
     return root
+
+
+def colour_folder(root: Path, per_class: int = 24, size: int = 20) -> None:
+    """Three classes told apart by their dominant colour channel, with noise."""
+    rng = np.random.default_rng(7)
+    for c, name in enumerate(("red", "green", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 90, size=(size, size, 3))
+            img[..., c] += 150
+            Image.fromarray(img.astype(np.uint8), "RGB").save(root / name / f"{i}.png")

@@ -2,6 +2,8 @@
 ``meta`` device (a tensor a model makes on the CPU meets a meta tensor and fails, as it would on CUDA); the
 training loops on CUDA, when this machine has a GPU."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,22 @@ def test_metrics_record_the_device_the_stage_used() -> None:
     assert device_of({"device": "cpu"}) == torch.device("cpu") and device_of({}) == resolve("auto")  # auto: the default
     assert environment()["device"] == describe() == "cpu"  # stages without a model: the CPU
     assert environment(torch.device("cpu"))["device"] == "cpu"
+
+
+def test_a_stage_on_cuda_asks_for_repeatable_kernels(monkeypatch) -> None:
+    device_of({"device": "cpu"})  # a CPU stage changes none of it: its bytes are what they were
+    assert not torch.are_deterministic_algorithms_enabled()
+    monkeypatch.setattr("qaug.device.resolve", lambda spec: torch.device("cuda", 0))  # no GPU needed
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    try:
+        assert device_of({"device": "cuda"}) == torch.device("cuda", 0)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def test_a_bad_device_fails_the_params_check_before_any_stage() -> None:

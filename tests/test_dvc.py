@@ -52,7 +52,9 @@ def _project_imports(path: str) -> set[str]:
             continue
         seen.add(current)
         for node in ast.walk(ast.parse((PROJECT / current).read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:  # `from pkg import module` imports pkg/module.py
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
             for name in names:
                 if name.split(".")[0] in ("qaug", "qmodels", "tasks"):
                     file = name.replace(".", "/") + ".py"

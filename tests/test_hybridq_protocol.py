@@ -20,8 +20,7 @@ from tasks.evaluate import EvaluateParams
 from tasks.report import summary_markdown
 from tasks.merge import mix, mixing_counts
 from tasks.stages import STAGES, get
-from tests.pipeline_helpers import dvc_project, project_env, tiny_params
-from tests.test_colour import _colour_folder
+from tests.pipeline_helpers import colour_folder, dvc_project, project_env, tiny_params
 
 
 @pytest.mark.parametrize(("real", "alpha", "expected"), [
@@ -86,7 +85,7 @@ def test_resnet_fine_tunes_from_a_weights_file_and_refuses_other_weights(tmp_pat
 
 
 def test_evaluate_with_a_resnet_compares_two_resnets_on_colour_images(tmp_path) -> None:
-    _colour_folder(tmp_path / "images")
+    colour_folder(tmp_path / "images")
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18.pth")
     raw = tiny_params()
     raw["ingest"].update(source="folder", root=str(tmp_path / "images"), classes=[], channels="rgb", image_size=16,
@@ -127,7 +126,7 @@ def test_weights_of_another_architecture_are_named_before_training(tmp_path) -> 
 @pytest.mark.slow
 def test_hybridq_with_a_resnet_and_alpha_through_dvc_repro_on_64px_colour(tmp_path) -> None:
     """The issue's end-to-end check: qgan/hybridq, the ResNet evaluator and α, 64×64 RGB, through `dvc repro`."""
-    _colour_folder(tmp_path / "images", per_class=30, size=64)
+    colour_folder(tmp_path / "images", per_class=30, size=64)
     root = dvc_project(tmp_path / "proj")
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["ingest"].update(source="folder", root=str(tmp_path / "images"), classes=[], channels="rgb", image_size=64,
