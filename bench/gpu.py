@@ -126,13 +126,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
-    if args.profile:
-        if cuda and enabled():
-            repeatable_cuda()
-        training_step_ms(torch.device("cuda" if cuda else "cpu"), args.steps, profile=True)
-        return
     if cuda and enabled():
         repeatable_cuda()  # as stages run on a GPU (QAUG_REPRODUCIBLE=0: torch's defaults)
+    if args.profile:
+        training_step_ms(torch.device("cuda" if cuda else "cpu"), args.steps, profile=True)
+        return
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     runs: list[tuple[str, torch.device, Callable[[], ContextManager]]] = [("CPU ms", cpu, contextlib.nullcontext)]
     if cuda:

@@ -57,7 +57,7 @@ class Capture:
 
 class CudaCapture(Capture):
     def __init__(self, fn: Fn, args: Args, grad: bool) -> None:
-        device = next(a for a in args if a is not None).device
+        device = _first(args).device
         # the graph reads the module's buffers by address: keep them alive while a pending backward may replay it
         self.keep = tuple(fn.buffers()) if isinstance(fn, torch.nn.Module) else ()
         self.inputs = [None if a is None else a.detach().clone().requires_grad_(grad and a.requires_grad) for a in args]
@@ -185,9 +185,13 @@ class GraphedCall:
                 return
 
 
+def _first(args: Args) -> torch.Tensor | None:
+    return next((a for a in args if a is not None), None)
+
+
 def _stream(args: Args) -> int | None:
     """The current stream's id on the arguments' GPU (a capture replays on one stream only)."""
-    first = next((a for a in args if a is not None), None)
+    first = _first(args)
     return torch.cuda.current_stream(first.device).stream_id if first is not None and first.is_cuda else None
 
 
@@ -198,7 +202,7 @@ _graphed: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, GraphedCall]]
 
 def call(module: torch.nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
     """``module(*args)``; replayed from a CUDA graph when the arguments are on a GPU."""
-    first = next((a for a in args if a is not None), None)
+    first = _first(args)
     if (not _enabled or first is None or not first.is_cuda or torch.cuda.is_current_stream_capturing()
             or torch.is_inference_mode_enabled()):
         return module(*args)
