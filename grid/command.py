@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from grid.format import canonical
+from grid.plan import axes
 from grid.spec import GridError
 from qaug.lock import held
 
@@ -44,10 +45,13 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     from grid.store import clean_partial, is_done
     from tasks.preflight import check_data
 
-    spec, cells, runs, _ = load_plan(grid_file)  # bad grid files fail here
-    pending = [r.params for r in runs.values() if r.stage == "ingest" and not is_done(out / "store", r)]
-    for raw in {canonical(p.get("ingest")): p for p in pending}.values():
-        check_data(raw)  # each regime's data and classes still to ingest, before any work
+    spec, cells, runs, per_cell = load_plan(grid_file)  # bad grid files fail here
+    pending = {canonical(c.params.get("ingest")): c for c in cells if not is_done(out / "store", runs[per_cell[c.id]["ingest"]])}
+    for cell in pending.values():  # each regime's data and classes still to ingest, before any work; errors name the regime
+        try:
+            check_data(cell.params)
+        except (ValueError, FileNotFoundError) as err:
+            raise GridError(f"{grid_file}: {axes(cell)}: {str(err).removeprefix('params.yaml: ')}") from None
     with exclusive(out), one_prefect_api():
         removed = clean_partial(out / "store")
         if removed:
@@ -88,7 +92,7 @@ def print_summary(summary: dict) -> None:
             rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
                     and r["arm"] == a["arm"] and r["metric"] == metric}
             m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
-            table.add_row(a["arm"], str(a["seeds"]) + (f" ({a['collapsed']} collapsed)" if a["collapsed"] else ""),
+            table.add_row(a["arm"], str(a["seeds"]) + (f" ({a['collapsed']} left out)" if a["collapsed"] else ""),
                           f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
                           f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
                           f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",

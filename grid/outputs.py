@@ -20,14 +20,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from grid.plan import StageRun, plan
-from grid.results import arm_summaries, cell_record, comparisons, tidy
-from grid.spec import Cell, GridSpec, load_grid
+from grid.results import arm_summaries, cell_record, comparisons, left_out_cells, tidy
+from grid.spec import Cell, GridError, GridSpec, load_grid
 from grid.store import DONE, is_done, run_dir
 from qaug.reproducible import environment
 from qaug.io import write_bytes, write_csv, write_json
 
 COMPARISON_COLUMNS = ("regime", "point", "arm", "reference", "metric", "n", "method_mean", "reference_mean", "mean", "sd",
-                      "t_low", "t_high", "boot_low", "boot_high", "p_t", "p_wilcoxon", "p_holm", "seeds_for_power", "verdict", "excluded_seeds")
+                      "t_low", "t_high", "boot_low", "boot_high", "p_t", "p_wilcoxon", "p_holm", "seeds_for_power", "verdict", "excluded_seeds",
+                      "excluded")
 
 
 def default_out(grid_file: Path) -> Path:
@@ -37,7 +38,10 @@ def default_out(grid_file: Path) -> Path:
 def load_plan(grid_file: Path) -> tuple[GridSpec, list[Cell], dict[str, StageRun], dict[str, dict[str, str]]]:
     spec = load_grid(grid_file)
     cells = spec.cells()
-    runs, per_cell = plan(cells, spec.score_generated)
+    try:
+        runs, per_cell = plan(cells, spec.score_generated)
+    except GridError as err:  # a regime's data: name the grid file too
+        raise GridError(f"{grid_file}: {err}") from None
     return spec, cells, runs, per_cell
 
 
@@ -85,8 +89,7 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
         "unfinished_cells": [c.label for c in cells if c not in finished],  # failed, blocked, or not run yet
         "wall_seconds": round(outcome.seconds, 1),
         "stage_seconds": _seconds(runs, store),
-        "collapsed": [{"cell": r["label"], "regime": r["regime"], "point": r["point"], "model": "baseline" if r["baseline_collapsed"] else r["arm"]}
-                      for r in records if r["collapsed"] or r["baseline_collapsed"]],
+        "collapsed": left_out_cells(records),
         "arms": arm_summaries(records),
         "comparisons": compared,
         "environment": environment(),

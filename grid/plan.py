@@ -1,8 +1,8 @@
 """Cells → the unique stage runs they need, each named by what determines its outputs.
 
 A stage run's key is a digest of the stage's name, the params it reads, the source
-of its code and the keys of the runs that made its inputs — what DVC's run cache
-would compare. Cells that agree on all of that share the run: within a (regime,
+of its code, the content of the external data it reads (ingest's images) and the keys
+of the runs that made its inputs — what DVC would compare. Cells that agree on all of that share the run: within a (regime,
 sweep point, seed) block every method gets the same ingest, baseline and error
 analysis, computed once; a rerun finds finished runs in the store and skips them.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grid.format import canonical
-from grid.spec import Cell
+from grid.spec import Cell, GridError
 from qaug.params import lookup
 from tasks.layout import files
 from tasks.stages import _GENERATORS, STAGES, Stage, _files, get
@@ -86,11 +86,17 @@ def _key_params(stage: Stage, params: dict[str, Any]) -> dict[str, Any]:
     return {k: lookup(params, k) for k in stage.params_read(params)}
 
 
+def axes(cell: Cell) -> str:
+    """Where in the grid file a cell's data comes from: its regime (and sweep point)."""
+    return f"regimes.{cell.regime}" + (f" at sweep point {cell.point_label}" if cell.point else "")
+
+
 def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str, dict[str, str]]]:
     """The unique stage runs (key → run, in an order where inputs come first) and each cell's stage → key."""
     runs: dict[str, StageRun] = {}
     per_cell: dict[str, dict[str, str]] = {}
     made = producers()
+    contents: dict[tuple[str, str], str | None] = {}  # (stage, its key params) → digest of the external data it reads
     for cell in cells:
         keys: dict[str, str] = {}
         for name in stages_of(cell, score):
@@ -101,6 +107,14 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
                 raise RuntimeError(f"stage {name} reads {missing}, which no earlier stage of the cell writes")
             ident = {"stage": name, "params": _key_params(stage, cell.params),
                      "code": _code_digest(stage.code), "inputs": upstream}
+            memo = (name, canonical({k: v for k, v in ident["params"].items() if k != "seed"}))  # the seed picks, not reads
+            if memo not in contents:
+                try:
+                    contents[memo] = stage.content_digest(cell.params)
+                except (ValueError, FileNotFoundError) as err:  # a missing folder or class, an unreadable image
+                    raise GridError(f"{axes(cell)}: {str(err).removeprefix('params.yaml: ')}") from None
+            if contents[memo] is not None:  # the data's content, not its path (ingest)
+                ident["content"] = contents[memo]
             key = hashlib.sha256(canonical(ident).encode()).hexdigest()[:20]
             keys[name] = key
             if key not in runs:

@@ -179,9 +179,9 @@ def _torchvision(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, t
     return images, targets, keep, tuple(names[k] for k in keep)
 
 
-def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
-    from PIL import Image
-
+def folder_files(params: IngestParams) -> tuple[Path, tuple[str, ...], list[tuple[Path, int]]]:
+    """The image folder, its selected class folders and every image file in them with its class index (hidden files
+    left out): what ingest reads, and what ``tasks.source`` digests for the grid's keys."""
     root = Path(params.root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} (ingest.root) does not exist; make one subfolder per class")
@@ -190,6 +190,13 @@ def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[
         raise FileNotFoundError(f"image folder {root} has no class subfolders; make one subfolder per class")
     classes = _select(tuple(str(c) for c in params.classes), available, "ingest.classes")
     files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / c).iterdir()) if f.is_file() and not f.name.startswith(".")]
+    return root, classes, files
+
+
+def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
+    from PIL import Image
+
+    root, classes, files = folder_files(params)
     opened = []
     for f, _ in files:
         try:

@@ -41,11 +41,22 @@ class Stage:
     quantum: Literal["", "classifier", "generator"] = ""  # whose circuits it runs on ``quantum.backend``
     # params keys read only when another key is set (key → that key): DVC lists them always, a grid keys runs by them only then
     read_if: tuple[tuple[str, str], ...] = ()
+    # data the stage reads from outside the pipeline: dvc.yaml deps (templated from params.yaml), and the
+    # "module:function" that digests their content for grid run keys (a path in a key would go stale)
+    external: tuple[str, ...] = ()
+    content: str = ""
 
     def params_read(self, raw: dict) -> tuple[str, ...]:
         """The params keys that shape this run's outputs under ``raw``."""
         unused = {key for key, condition in self.read_if if not lookup(raw, condition)}
         return tuple(k for k in self.params if k not in unused)
+
+    def content_digest(self, raw: dict) -> str | None:
+        """A digest of the external data this run would read under ``raw`` (None: it reads none)."""
+        if not self.content:
+            return None
+        module, function = self.content.split(":")
+        return getattr(importlib.import_module(module), function)(raw)
 
     def paths_object(self) -> object:
         return getattr(importlib.import_module(self.module), self.paths)()
@@ -64,7 +75,8 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
+    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py"),
+          external=("${ingest.root}", "requirements.lock"), content="tasks.source:digest"),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "device", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_DEVICE, *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum", "device"), "AnalysisPaths",

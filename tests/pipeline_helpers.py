@@ -40,8 +40,9 @@ def dvc_project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for folder in ("qaug", "qmodels", "tasks", "flows"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "prefect.yaml"):
+    for name in ("dvc.yaml", "prefect.yaml", "requirements.lock"):
         shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / "data" / "raw", root / "data" / "raw")  # ingest.root: a dvc.yaml dep even for the embedded set
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     env = project_env()
     subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env, timeout=900)

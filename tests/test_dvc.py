@@ -28,7 +28,7 @@ def test_dvc_yaml_mirrors_the_stage_table() -> None:
         spec = stages[stage.name]
         paths = stage.paths_object()
         assert spec["cmd"] == f"qaug stage {stage.name}"
-        assert spec["deps"] == [*stage.code, *map(str, files(paths, "dep"))], stage.name
+        assert spec["deps"] == [*stage.code, *stage.external, *map(str, files(paths, "dep"))], stage.name
         assert spec["params"] == list(stage.params), stage.name
         declared = _paths(spec.get("outs", [])) + _paths(spec.get("metrics", [])) + _paths(spec.get("plots", []))
         assert sorted(declared) == sorted(map(str, files(paths, "out"))), stage.name
@@ -92,6 +92,13 @@ def test_dvc_plots_render_offline() -> None:
     assert all(name in template for name in ("vegaLite", "vegaEmbed", '"5.20.2"'))
 
 
+def _resolve(dep: str) -> str:
+    """A dvc.yaml dep with its ``${section.key}`` templates filled from params.yaml, as DVC does."""
+    from qaug.params import load_params, lookup
+
+    return re.sub(r"\$\{([^}]+)\}", lambda m: str(lookup(load_params(PROJECT / "params.yaml"), m.group(1))), dep)
+
+
 def test_the_committed_lock_holds_exactly_the_pipelines_stages() -> None:
     """A renamed stage must not linger in dvc.lock (train_qgan did, after its rename to train_generator)."""
     import hashlib
@@ -100,6 +107,7 @@ def test_the_committed_lock_holds_exactly_the_pipelines_stages() -> None:
     assert sorted(lock) == sorted(NAMES)
     for stage in STAGES:
         locked = {d["path"]: d["md5"] for d in lock[stage.name]["deps"]}
-        assert sorted(locked) == sorted([*stage.code, *map(str, files(stage.paths_object(), "dep"))]), stage.name
+        external = [_resolve(dep) for dep in stage.external]
+        assert sorted(locked) == sorted([*stage.code, *external, *map(str, files(stage.paths_object(), "dep"))]), stage.name
         for path in stage.code:  # the lock was made with this code: `qaug run` after editing a stage's code
             assert locked[path] == hashlib.md5((PROJECT / path).read_bytes()).hexdigest(), f"dvc.lock is stale: {stage.name} {path}"
