@@ -14,7 +14,7 @@ import io
 import math
 from pathlib import Path
 
-from grid.format import artifact_key, ci, group_label, point_label, pts, pvalue
+from grid.format import artifact_key, ci, group_label, point_label, power_seeds, pts, pvalue
 from grid.spec import GridSpec
 from grid.stats import ALPHA
 
@@ -151,9 +151,9 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
             parts.append(_figure(summary, regime, point, metric))
         parts.append(_arm_table(arms, rows, metric))
         parts.append(_macro_table(arms))
-        collapsed = [c for c in summary["collapsed"] if c["regime"] == regime and c["point"] == point]
-        if collapsed:
-            parts.append("<p><b>Collapsed runs (training accuracy near chance), left out of the statistics:</b> " + e("; ".join(f"{c['cell']} ({c['model']})" for c in collapsed)) + "</p>")
+        left = left_out_text([c for c in summary["collapsed"] if c["regime"] == regime and c["point"] == point])
+        if left:
+            parts.append(f"<p><b>Seeds left out (a collapsed model: training accuracy near chance):</b> {e(left)}</p>")
         parts.append(_samples(records, regime, point))
     parts.append(_comparison_table(summary["comparisons"]))
     parts.append("<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds (all runs)</th><th>runs</th></tr>" +
@@ -169,9 +169,19 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def left_out_text(cells: list[dict]) -> str:
+    """Which seeds the statistics of one group leave out and why: a collapsed baseline takes the seed out of every
+    arm, a collapsed model out of its own arm and its comparisons."""
+    baseline = sorted({c["seed"] for c in cells if c["why"] == "baseline collapsed"})
+    parts = [f"seed {s} of every arm (the baseline collapsed)" for s in baseline]
+    parts += [f"seed {c['seed']} of {c['arm']} (its model collapsed; also out of the comparisons it is in)"
+              for c in cells if c["why"] != "baseline collapsed"]
+    return "; ".join(parts)
+
+
 def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
     e = html.escape
-    cols = ["arm", "seeds (collapsed)", f"{metric} mean ± sd", "Δ vs none [95 % t CI]", "bootstrap CI", "Holm p",
+    cols = ["arm", "seeds (left out)", f"{metric} mean ± sd", "Δ vs none [95 % t CI]", "bootstrap CI", "Holm p",
             "Δ vs duplicates [95 % t CI]", "Holm p", "seeds for 80 % power (α 0.05, before Holm)", "generated", "label fidelity", "FD", "KID", "diversity"]
     out = ["<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
     for a in arms:
@@ -190,7 +200,7 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
             f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>" if none else "",
             ci(none, "boot") if none else "", pvalue(none["p_holm"]) if none else "",
             f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>" if dup else "", pvalue(dup["p_holm"]) if dup else "",
-            str(none["seeds_for_power"] or "—") if none else "",
+            power_seeds(none) if none else "",
             g("generated", 0), g("label_fidelity"), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -252,7 +262,7 @@ def markdown(summary: dict) -> str:
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})
         lines += [f"**{label}** ({metric}, percentage points; 95 % t CIs; Holm-adjusted p)", "",
-                  "| arm | seeds (collapsed) | mean ± sd | Δ vs none | Holm p | Δ vs duplicates | Holm p | label fidelity |",
+                  "| arm | seeds (left out) | mean ± sd | Δ vs none | Holm p | Δ vs duplicates | Holm p | label fidelity |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for a in arms:
             rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point

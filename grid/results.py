@@ -5,8 +5,8 @@ per-class recall and, when the regime's training split is imbalanced, the rarest
 recall), whether its classifier or the baseline it is compared with collapsed, and for
 augmenting arms the generated set's scores. Comparisons pair
 a method with ``none`` and ``duplicates`` seed by seed inside each (regime, sweep
-point); a seed whose baseline or either model collapsed is left out of the pair and
-reported apart, never averaged in.
+point); a seed whose baseline collapsed is left out of every arm, one whose model
+collapsed out of that arm and its pairs, reported apart, never averaged in.
 """
 
 from __future__ import annotations
@@ -71,28 +71,57 @@ def cell_metrics(metrics: dict, train_counts: np.ndarray) -> dict[str, float]:
 
 
 def tidy(records: list[dict], sweep_keys: list[str]) -> list[dict]:
-    """One row per cell × metric (generated-set scores included), for CSV."""
+    """One row per cell × metric (generated-set scores included), for CSV; ``collapsed``: the cell is left out of
+    the statistics (its model or its seed's baseline collapsed)."""
+    dropped = {(r["regime"], canonical(r["point"]), r["arm"], r["seed"]) for r in left_out_cells(records)}
     rows = []
     for r in records:
         base = {"regime": r["regime"], **{k: r["point"].get(k) for k in sweep_keys}, "arm": r["arm"], "kind": r["kind"],
-                "seed": r["seed"], "collapsed": r["collapsed"] or bool(r["baseline_collapsed"])}
+                "seed": r["seed"], "collapsed": (r["regime"], canonical(r["point"]), r["arm"], r["seed"]) in dropped}
         values = {**r["metrics"], "steps": r["steps"], "train_images": r["train_images"], **r["generation"]}
         rows += [base | {"metric": m, "value": v} for m, v in values.items() if v is not None]
     return rows
 
 
-def _usable(r: dict) -> bool:
-    return not (r["collapsed"] or r["baseline_collapsed"])
+def left_out_cells(records: list[dict]) -> list[dict]:
+    """Every cell :func:`left_out` drops from the statistics, with the reason, in the records' order."""
+    why = {}
+    for (regime, point), arms in _by_group(records).items():
+        for arm, seeds in left_out(arms).items():
+            why |= {(regime, point, arm, s): reason for s, reason in seeds.items()}
+    return [{"cell": r["label"], "regime": r["regime"], "point": r["point"], "arm": r["arm"], "seed": r["seed"], "why": reason}
+            for r in records if (reason := why.get((r["regime"], canonical(r["point"]), r["arm"], r["seed"])))]
+
+
+def left_out(arms: dict[str, dict[int, dict]]) -> dict[str, dict[int, str]]:
+    """Per arm of one (regime, sweep point): the seeds left out of its mean and of every comparison it is in, and why.
+
+    A seed whose baseline collapsed is left out of every arm (equal-steps included, whose own record cannot
+    see the baseline): otherwise one comparison's arms would be averaged over different seeds. A seed whose
+    own model collapsed is left out of that arm and of every pair it is compared in."""
+    baseline = {s for cells in arms.values() for s, r in cells.items() if r["baseline_collapsed"]}
+    baseline |= {s for s, r in arms.get("none", {}).items() if r["collapsed"]}  # none is the baseline itself
+    return {arm: {s: "baseline collapsed" if s in baseline else f"{arm} collapsed"
+                  for s, r in sorted(cells.items()) if s in baseline or r["collapsed"]}
+            for arm, cells in arms.items()}
+
+
+def _by_group(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
+    groups: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        groups[(r["regime"], canonical(r["point"]))][r["arm"]][r["seed"]] = r
+    return groups
 
 
 def comparisons(records: list[dict]) -> list[dict]:
-    """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric; Holm per metric."""
-    by_group: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for r in records:
-        by_group[(r["regime"], canonical(r["point"]))][r["arm"]][r["seed"]] = r
+    """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric; Holm per metric.
+
+    Both arms of a comparison use the same seeds: those both finished, less the seeds :func:`left_out` drops
+    from either (listed with the reason in ``excluded``)."""
     rows = []
-    for (regime, _), arms in by_group.items():
+    for (regime, _), arms in _by_group(records).items():
         point = next(iter(next(iter(arms.values())).values()))["point"]
+        dropped = left_out(arms)
         for reference in REFERENCES:
             if reference not in arms:
                 continue
@@ -100,8 +129,8 @@ def comparisons(records: list[dict]) -> list[dict]:
                 if arm == reference or arm == "none":
                     continue
                 seeds = sorted(s for s in cells if s in arms[reference])
-                pairs = [(cells[s], arms[reference][s]) for s in seeds if _usable(cells[s]) and _usable(arms[reference][s])]
-                dropped = [s for s in seeds if not (_usable(cells[s]) and _usable(arms[reference][s]))]
+                excluded = {s: dropped[arm].get(s) or dropped[reference][s] for s in seeds if s in dropped[arm] or s in dropped[reference]}
+                pairs = [(cells[s], arms[reference][s]) for s in seeds if s not in excluded]
                 metrics = [m for m in cells[seeds[0]]["metrics"] if m in arms[reference][seeds[0]]["metrics"]] if seeds else []
                 for metric in metrics:
                     a = np.array([m["metrics"][metric] for m, _ in pairs])
@@ -110,7 +139,8 @@ def comparisons(records: list[dict]) -> list[dict]:
                     rows.append({"regime": regime, "point": point, "arm": arm, "reference": reference, "metric": metric,
                                  "method_mean": float(a.mean()) if len(a) else math.nan,
                                  "reference_mean": float(b.mean()) if len(b) else math.nan,
-                                 **result.as_dict(), "excluded_seeds": dropped})
+                                 **result.as_dict(), "excluded_seeds": list(excluded),
+                                 "excluded": "; ".join(f"seed {s}: {why}" for s, why in excluded.items())})
     for metric in {r["metric"] for r in rows}:
         family = [r for r in rows if r["metric"] == metric]
         for r, p in zip(family, stats.holm([r["p_t"] for r in family])):
@@ -120,20 +150,19 @@ def comparisons(records: list[dict]) -> list[dict]:
 
 
 def arm_summaries(records: list[dict]) -> list[dict]:
-    """Mean ± sd of every metric per (regime, point, arm), collapsed runs left out and counted."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["regime"], canonical(r["point"]), r["arm"])].append(r)
+    """Mean ± sd of every metric per (regime, point, arm), over the seeds :func:`left_out` keeps (the rest counted)."""
     rows = []
-    for (regime, _, arm), cells in groups.items():
-        point = cells[0]["point"]
-        usable = [c for c in cells if _usable(c)]
-        values: dict[str, list[float]] = defaultdict(list)
-        for c in usable:
-            for k, v in {**c["metrics"], **c["generation"]}.items():
-                if v is not None:
-                    values[k].append(v)
-        rows.append({"regime": regime, "point": point, "arm": arm, "kind": cells[0]["kind"], "control": cells[0]["control"],
-                     "seeds": len(cells), "collapsed": len(cells) - len(usable),
-                     "metrics": {k: stats.summary(np.array(v)).__dict__ for k, v in values.items()}})
+    for (regime, _), arms in _by_group(records).items():
+        dropped = left_out(arms)
+        for arm, by_seed in arms.items():
+            cells = [by_seed[s] for s in sorted(by_seed)]
+            usable = [c for c in cells if c["seed"] not in dropped[arm]]
+            values: dict[str, list[float]] = defaultdict(list)
+            for c in usable:
+                for k, v in {**c["metrics"], **c["generation"]}.items():
+                    if v is not None:
+                        values[k].append(v)
+            rows.append({"regime": regime, "point": cells[0]["point"], "arm": arm, "kind": cells[0]["kind"], "control": cells[0]["control"],
+                         "seeds": len(cells), "collapsed": len(cells) - len(usable), "left_out": {str(s): why for s, why in dropped[arm].items()},
+                         "metrics": {k: stats.summary(np.array(v)).__dict__ for k, v in values.items()}})
     return rows

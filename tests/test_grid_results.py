@@ -56,9 +56,37 @@ def test_a_collapsed_model_or_baseline_drops_that_seed_from_the_pair() -> None:
     keep = [0, 2, 4]
     assert row["n"] == 3 and row["excluded_seeds"] == [1, 3]
     assert row["mean"] == pytest.approx(np.mean([QGAN[s] - NONE[s] for s in keep]))
+    assert row["excluded"] == "seed 1: qgan collapsed; seed 3: baseline collapsed"
     summaries = {s["arm"]: s for s in arm_summaries(records)}
-    assert summaries["qgan"]["collapsed"] == 1 and summaries["qgan"]["metrics"]["accuracy"]["n"] == 4
-    assert summaries["none"]["collapsed"] == 1
+    assert summaries["qgan"]["collapsed"] == 2 and summaries["qgan"]["metrics"]["accuracy"]["n"] == 3
+    assert summaries["qgan"]["left_out"] == {"1": "qgan collapsed", "3": "baseline collapsed"}
+    assert summaries["none"]["collapsed"] == 1 and summaries["duplicates"]["metrics"]["accuracy"]["n"] == 4
+    dup = next(r for r in comparisons(records) if (r["arm"], r["reference"], r["metric"]) == ("duplicates", "none", "accuracy"))
+    assert dup["excluded_seeds"] == [3] and dup["n"] == 4  # duplicates' seed 1 is fine: only qgan collapsed there
+
+
+def test_a_collapsed_baseline_leaves_its_seed_out_of_every_arm_equal_steps_included() -> None:
+    """Equal-steps trains no HQCNN baseline, so its own record cannot say the seed's baseline collapsed; it was averaged
+    over a seed every other arm dropped."""
+    longer = [0.82, 0.80, 0.81, 0.97, 0.83]
+    records = grid_records() + [record("equal-steps", s, a) | {"kind": "equal-steps", "baseline_collapsed": None}
+                                for s, a in enumerate(longer)]
+    for r in records:  # seed 3's baseline HQCNN collapsed: none is that model, augmenting arms were filtered by it
+        if r["seed"] == 3 and r["arm"] == "none":
+            r["collapsed"] = True
+        elif r["seed"] == 3 and r["arm"] in ("qgan", "duplicates"):
+            r["baseline_collapsed"] = True
+    summaries = {s["arm"]: s for s in arm_summaries(records)}
+    keep = [0, 1, 2, 4]
+    for arm, values in (("equal-steps", longer), ("qgan", QGAN), ("duplicates", DUP), ("none", NONE)):
+        assert summaries[arm]["metrics"]["accuracy"]["n"] == 4, arm
+        assert summaries[arm]["metrics"]["accuracy"]["mean"] == pytest.approx(np.mean([values[s] for s in keep])), arm
+    rows = [r for r in comparisons(records) if r["arm"] == "equal-steps" and r["metric"] == "accuracy"]
+    assert {r["reference"] for r in rows} == {"none", "duplicates"}
+    for r in rows:
+        assert r["n"] == 4 and r["excluded_seeds"] == [3] and r["excluded"] == "seed 3: baseline collapsed"
+    flags = {(row["arm"], row["seed"]) for row in tidy(records, []) if row["collapsed"]}
+    assert flags == {(arm, 3) for arm in ("none", "qgan", "duplicates", "equal-steps")}
 
 
 def test_sweep_points_are_compared_apart_even_with_mapping_values() -> None:
