@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 
@@ -28,10 +29,28 @@ def group_label(regime: str, point: dict[str, Any]) -> str:
 
 
 def pts(x: float | None, sign: bool = True) -> str:
-    """A share as percentage points (0.027 → +2.7); — when undefined."""
+    """A share as percentage points, one decimal (0.027 → +2.7); — when undefined.
+
+    Rounded half away from zero on the decimal value (float noise removed first), so a number prints the same
+    wherever it appears, however it was computed (0.0125 as a mean difference or as a difference of two means
+    is +1.3 both times, never +1.3 in one column and +1.2 in the next); zero has no sign (never −0.0)."""
     if x is None or not math.isfinite(x):
         return "—"
-    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+    value = Decimal(repr(round(100 * float(x), 9))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    if value == 0:
+        return "0.0"
+    return f"{value:+}" if sign else f"{value}"
+
+
+def power_seeds(row: dict) -> str:
+    """Seeds a paired t test needs for 80 % power at the observed effect: — without an effect (zero as printed),
+    "> N" past the search's cap."""
+    from grid.stats import MAX_SEEDS
+
+    n = row.get("seeds_for_power")
+    if n is None or pts(row["mean"]) == "0.0":
+        return "—"
+    return f"> {MAX_SEEDS}" if n >= MAX_SEEDS else str(n)
 
 
 def pvalue(x: float | None) -> str:

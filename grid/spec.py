@@ -218,7 +218,8 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
     elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         value = list(range(value))
     if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
-        raise GridError(f"{where}: seeds must be a list of non-negative integers, a count N or a range 'A..B', got {value!r}")
+        raise GridError(f"{where}: seeds must be a count N of at least 1 (seeds 0..N-1), a non-empty list of non-negative "
+                        f"integers or an inclusive range 'A..B', got {value!r}")
     if len(set(value)) != len(value):
         raise GridError(f"{where}: seeds has duplicates: {value}")
     return tuple(value)

@@ -65,7 +65,8 @@ def digest(path: Path) -> str:
     ({"regimes": {"x": {"nosuch.key": 1}}}, "regimes.x: unknown section(s) nosuch"),
     ({"regimes": {"x": {"seed": 3}}}, "regimes.x sets seed"),
     ({"seeds": [0, 0]}, "seeds has duplicates"),
-    ({"seeds": "a lot"}, "seeds must be a list of non-negative integers"),
+    ({"seeds": "a lot"}, "seeds must be a count N of at least 1"),
+    ({"seeds": 0}, "seeds must be a count N of at least 1 (seeds 0..N-1), a non-empty list"),
     ({"sweep": {"filter.tau": 0.5}}, "sweep.filter.tau must be a non-empty list"),
     ({"sweep": {"filter.tau": [0.5, 1.5]}}, "sweep.filter.tau=1.5: filter.tau must be in [0, 1]"),
     ({"score_generated": "yes"}, "score_generated must be true or false"),
@@ -269,7 +270,7 @@ def test_progress_and_verdicts_reach_prefect(quick) -> None:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["quick"])))
     by_key = {a.key: a for a in artifacts}
     assert by_key["grid-quick-progress"].data == 100.0
-    assert "over the baseline" in by_key["grid-quick-verdicts"].data and "| arm | seeds (collapsed) |" in by_key["grid-quick-verdicts"].data
+    assert "over the baseline" in by_key["grid-quick-verdicts"].data and "| arm | seeds (left out) |" in by_key["grid-quick-verdicts"].data
     assert runs and all(r.state.is_completed() for r in runs)
     names = {t.name for t in tasks}
     assert "train_baseline · tiny · seed 0" in names and "evaluate · qgan · tiny · seed 1" in names
@@ -523,3 +524,19 @@ def test_a_resnet_grids_equal_steps_control_takes_the_augmented_resnets_steps(re
         assert augmented["steps"] == 2 * math.ceil((36 + round(ratio / (1 - ratio) * 36)) / 8)  # 2 epochs of the merged set
         assert augmented["steps"] <= cell["steps"] < augmented["steps"] + 5  # within one epoch of the real set (5 batches)
         assert cell["train_images"] == none["train_images"] == 36 and none["steps"] == 2 * 5
+
+
+def test_too_few_images_for_a_regime_names_the_grid_file_regime_and_keys(tmp_path) -> None:
+    from tests.pipeline_helpers import colour_folder
+
+    colour_folder(tmp_path / "images", per_class=20, size=8)
+    path = write_grid(tmp_path, {**SMALL, "params": {"ingest": {"source": "folder", "root": str(tmp_path / "images"), "classes": []}},
+                                 "regimes": {"ok": {"ingest.train_per_class": 2}, "big": {"ingest.train_per_class": 30}}})
+    with pytest.raises(GridError) as err:
+        command.run(path, tmp_path / "out", "process", 1, None, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"{path}: regimes.big: class 'blue' has 20 images") and "ingest.train_per_class" in message
+    assert "params.yaml" not in message and not (tmp_path / "out").exists()  # before any work
+    missing = write_grid(tmp_path, {**SMALL, "regimes": {"gone": {"ingest": {"source": "folder", "root": str(tmp_path / "nope")}}}})
+    with pytest.raises(GridError, match=rf"^{missing}: regimes.gone: image folder .*nope \(ingest.root\) does not exist"):
+        command.run(missing, tmp_path / "out", "process", 1, None, progress=False)

@@ -81,3 +81,24 @@ def test_summary() -> None:
     s = summary(np.array([1.0, 2.0, 4.0]))
     assert (s.n, s.mean, s.sd) == (3, pytest.approx(7 / 3), pytest.approx(np.std([1, 2, 4], ddof=1)))
     assert summary(np.array([0.5])).sd == 0.0
+
+
+def test_a_mean_difference_of_float_noise_is_no_effect() -> None:
+    """Differences that cancel leave ~1e-17, which asked for 10,000 seeds "for 80 % power"."""
+    method, reference = np.array([0.1, 0.2, 0.7, 0.4]), np.array([0.3, 0.0, 0.6, 0.5])
+    assert abs(np.mean(method - reference)) > 0  # float noise, not zero
+    r = paired(method, reference)
+    assert r.mean == 0.0 and r.seeds_for_power is None and r.p_t == pytest.approx(1.0)
+
+
+def test_numbers_print_the_same_wherever_they_appear_and_never_as_minus_zero() -> None:
+    from grid.format import power_seeds, pts
+
+    assert pts(0.0125) == pts(0.9125 - 0.9) == pts(np.mean([0.9125]) - 0.9) == "+1.3"  # half away from zero, noise removed
+    assert pts(-0.0125) == "-1.3" and pts(0.027) == "+2.7" and pts(0.905, sign=False) == "90.5"
+    assert pts(-0.0004) == pts(-0.0) == pts(0.0) == "0.0" and pts(0.0004, sign=False) == "0.0"
+    assert pts(None) == pts(float("nan")) == "—"
+    assert power_seeds({"mean": 0.03, "seeds_for_power": 14}) == "14"
+    assert power_seeds({"mean": 0.0003, "seeds_for_power": 9000}) == "—"  # the effect prints as 0.0
+    assert power_seeds({"mean": 0.001, "seeds_for_power": 10_000}) == "> 10000"
+    assert power_seeds({"mean": 0.0, "seeds_for_power": None}) == "—"
