@@ -5,7 +5,8 @@ What else a stage's numbers depend on, measured with ``bench/determinism.py`` (R
 ATen's vector kernels, oneDNN's convolutions and MKL's GEMMs (AVX-512 and AVX2 round
 differently). :func:`pin` fixes all of them, before torch is imported, in every process
 that runs a stage (the CLI, grid workers, the test session); :func:`environment` is what
-each metrics file records of it. On a GPU, stages ask for repeatable kernels instead
+each metrics file records of it, with the one thing left unpinned: the kernels numpy's and
+scipy's OpenBLAS pick from the CPU (:func:`blas`; FD/KID can differ in the last digits). On a GPU, stages ask for repeatable kernels instead
 (``qaug.device.repeatable_cuda``). ``QAUG_REPRODUCIBLE=0`` leaves the machine's and torch's
 defaults (faster on big models and on a GPU, different bytes) and is recorded too.
 """
@@ -76,4 +77,17 @@ def environment(device: "torch.device | str" = "cpu") -> dict:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "qiskit": qiskit.__version__,
+        "blas": blas(),
     }
+
+
+def blas() -> list[dict]:
+    """The BLAS libraries numpy and scipy call (FD/KID's matrix square roots and products): which build, its
+    version, the CPU kernels it chose (OpenBLAS picks them at load time from the CPU, or OPENBLAS_CORETYPE) and
+    its threads. Nothing pins these, so two metrics files whose FD/KID differ in the last digits say why here."""
+    import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS, so threadpoolctl sees it
+    from threadpoolctl import threadpool_info
+
+    return [{"library": Path(lib["filepath"]).name, "api": lib["internal_api"], "version": lib.get("version"),
+             "architecture": lib.get("architecture"), "threads": lib["num_threads"]}
+            for lib in threadpool_info() if lib["user_api"] == "blas"]

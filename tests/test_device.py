@@ -44,6 +44,13 @@ def test_metrics_record_the_device_the_stage_used() -> None:
     assert environment(torch.device("cpu"))["device"] == "cpu"
 
 
+def test_metrics_record_the_blas_numpy_and_scipy_use() -> None:
+    """Unpinned OpenBLAS kernels change FD/KID's last digits: two metrics files must show which each used."""
+    blas = environment()["blas"]
+    assert len(blas) >= 2 and all(lib["api"] and lib["version"] and lib["threads"] == 1 for lib in blas)  # numpy's, scipy's; pinned threads
+    assert all(lib["architecture"] for lib in blas if lib["api"] == "openblas")  # the kernels it chose
+
+
 def test_a_stage_on_cuda_asks_for_repeatable_kernels(monkeypatch) -> None:
     device_of({"device": "cpu"})  # a CPU stage changes none of it: its bytes are what they were
     assert not torch.are_deterministic_algorithms_enabled()

@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from qaug.cli import main
+from qaug.repro import Repro
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "baseline.json").write_text("{}")  # what dvc repro would delete first
     calls: list[bool] = []
-    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or 0)
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or Repro(0, {}))
     monkeypatch.setattr("qaug.cli._show", lambda args: 0)
     monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
     monkeypatch.setattr("qaug.cli._push", lambda: None)
@@ -126,7 +127,7 @@ def test_a_good_folder_source_passes(project, tmp_path) -> None:
 
 
 def test_a_stage_failing_under_dvc_says_how_to_restore(project, monkeypatch, capsys) -> None:
-    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): 255)
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): Repro(255, {}))
     code, _ = project()
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
