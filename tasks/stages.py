@@ -64,7 +64,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py")),
+    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py", "qaug/images.py")),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "device", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_DEVICE, *_HQCNN)),
     Stage("analyze_errors", "tasks.analyze_errors", ("analysis", "quantum", "device"), "AnalysisPaths",
