@@ -14,20 +14,17 @@ from prefect.artifacts import (create_image_artifact, create_markdown_artifact, 
 
 from qaug.data_docs import build_from_reports
 from qaug.io import read_json
-from qaug.repro import PipelineBusy, repro_stage
+from qaug.repro import ANSI, PipelineBusy, repro_stage, stage_outcome
 from tasks.layout import files
 from tasks.report import CHECKS, check_rows, comparison_rows, flatten, summary_markdown
 from tasks.stages import NAMES, get, tags
 
 # A qmodels.progress line as the stage process logs it, e.g. "INFO qaug.progress: GAN 120/400 steps (loss_d 0.6, …)".
 PROGRESS = re.compile(r"qaug\.progress: (?P<what>.+?) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # DVC's advice after each stage (stage the lock file, enable autostage, push): the same five lines in every
 # stage's log, noise in the UI; kept at DEBUG.
 DVC_ADVICE = re.compile(r"^\s*(To track the changes with git, run:|git add |To enable auto staging, run:|"
                         r"dvc config core\.autostage true|Use `dvc push` to send your updates to remote storage\.)")
-# What DVC prints when it runs a stage, and when it restores the stage's outputs from its run cache instead.
-RAN, RESTORED = "Running stage '{}'", "Stage '{}' is cached - skipping run, checking out outputs"
 
 
 def artifact_key(*parts: str) -> str:
@@ -59,7 +56,8 @@ def reproduce_stage(name: str, root: str = ".", force: bool = False) -> str:
             if not line:
                 continue
             logger.log(logging.DEBUG if DVC_ADVICE.match(line) else logging.INFO, line)
-            outcome = "ran" if RAN.format(name) in line else "restored" if RESTORED.format(name) in line else outcome
+            said = stage_outcome(line)
+            outcome = said[1] if said and said[0] == name else outcome
             step = PROGRESS.search(line)
             if step:
                 progress = _show_progress(progress, name, step)

@@ -71,15 +71,16 @@ def _watched(required: bool) -> bool:
     return bool(url) and not why
 
 
-def _pipeline_flow(force: bool, command: str) -> int:
-    """The pipeline flow (a task run per stage, through DVC): 0, or 1 after a failed stage (its output is in the
-    flow run's log); input errors propagate, and a server lost mid-run is one line, not tracebacks."""
+def _pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
+    """The pipeline flow (a task run per stage, through DVC): each stage's outcome ("ran", "restored",
+    "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate,
+    and a server lost mid-run is one line, not tracebacks."""
     from flows.pipeline import pipeline
     from flows.server import api_url, lost_server_errors
     from tasks.preflight import RESTORE_HINT
 
     try:
-        pipeline(force=force)
+        return pipeline(force=force)
     except lost_server_errors() as err:
         raise ServerDown(f"lost the Prefect server at {api_url() or 'its temporary address'} during the run "
                          f"({type(err).__name__}); the stages that finished are recorded in dvc.lock: run again to go on") from None
@@ -87,8 +88,7 @@ def _pipeline_flow(force: bool, command: str) -> int:
         if isinstance(err, _input_errors()):
             raise
         print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)
-        return 1
-    return 0
+        return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,12 +100,13 @@ def _run(args: argparse.Namespace) -> int:
     from tasks.stages import NAMES
 
     if _watched(required=False):  # the UI shows one pipeline run with a task run per stage
-        if _pipeline_flow(args.force, "run"):
+        outcome = _pipeline_flow(args.force, "run")
+        if outcome is None:
             return 1
     else:
         with exclusive():
             before_repro(load_params("params.yaml"), force=args.force)  # data, classes, backend: before dvc deletes any output
-            code = dvc_repro(force=args.force)
+            code, outcome = dvc_repro(force=args.force)
             _build_docs()
         if code != 0:
             print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
@@ -114,8 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_push:
         _push()
     committed = committed_lock()
-    if committed is not None and Path("dvc.lock").is_file():
-        print(lock_difference(committed, yaml.safe_load(Path("dvc.lock").read_text()), list(NAMES)))
+    if committed is not None and Path("dvc.lock").is_file():  # "reproduced" only of the stages this run ran
+        print(lock_difference(committed, yaml.safe_load(Path("dvc.lock").read_text()), list(NAMES), outcome))
     return 0
 
 
@@ -327,7 +328,7 @@ def _show_grid(args: argparse.Namespace) -> int:
 
 def _flow(args: argparse.Namespace) -> int:
     _watched(required=True)  # a configured server that is down: one line, before any work
-    return _pipeline_flow(args.force, "flow") or _show(argparse.Namespace(json=False))
+    return 1 if _pipeline_flow(args.force, "flow") is None else _show(argparse.Namespace(json=False))
 
 
 def _schedule(args: argparse.Namespace) -> int:

@@ -27,17 +27,65 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def read_mapping(path: str | Path, where_to_look: str, error: type[ParamsError] = ParamsError) -> dict[str, Any]:
-    """A YAML file holding a mapping (params.yaml, a grid file); ``error`` names the file and what is wrong."""
+    """A YAML file holding a mapping (params.yaml, a grid file); ``error`` names the file and what is wrong.
+
+    Stricter than ``yaml.safe_load``: a key given twice in one mapping is an error (safe_load keeps the later
+    value without a word, and DVC refuses the file midway through a run), and so is text that is not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path} not found: {where_to_look}")
+    data = path.read_bytes()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise error(f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); save it as UTF-8") from None
+    try:
+        raw = _load_unique(text, path, error) or {}
     except yaml.YAMLError as err:
         raise error(f"{path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise error(f"{path} must be a mapping, got {type(raw).__name__}")
     return raw
+
+
+def _load_unique(text: str, path: Path, error: type[ParamsError]) -> Any:
+    """``yaml.safe_load(text)``, refusing a mapping that gives a key twice (at any depth; ``<<`` merges may override)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicates(node, loader, (), path, error, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicates(node: yaml.Node, loader: yaml.SafeLoader, trail: tuple[str, ...], path: Path,
+                       error: type[ParamsError], seen: set[int]) -> None:
+    if id(node) in seen:  # an alias of a node already walked (or a recursive one)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicates(item, loader, (*trail[:-1], f"{trail[-1] if trail else ''}[{i}]"), path, error, seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            name = (*trail, str(key))
+            line = key_node.start_mark.line + 1
+            try:
+                if key in lines:
+                    where = f"line {line}" if lines[key] == line else f"lines {lines[key]} and {line}"
+                    raise error(f"{path}: key {'.'.join(name)} appears twice ({where}); keep one")
+                lines[key] = line
+            except TypeError:  # an unhashable key: safe_load's own error names it
+                continue
+            _refuse_duplicates(value_node, loader, name, path, error, seen)
 
 
 def seed_of(raw: dict[str, Any]) -> int:

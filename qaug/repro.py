@@ -1,16 +1,19 @@
-"""``dvc repro`` as a subprocess of this environment: the whole pipeline (``qaug run``, output straight to the
-terminal) or one stage at a time with its output as lines (the Prefect flow, which logs them).
+"""``dvc repro`` as a subprocess of this environment: the whole pipeline (``qaug run``, output passed through to the
+terminal) or one stage at a time with its output as lines (the Prefect flow, which logs them); either way, what
+DVC did with each stage (ran, restored, unchanged) decides what the run may say it reproduced.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -35,15 +38,19 @@ def committed_lock(root: Path = Path(".")) -> dict | None:
     return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
 
 
-def lock_difference(committed: dict, current: dict, order: list[str]) -> str:
-    """Whether this run reproduced the commit's outputs: the first stage (in ``order``) whose inputs or
-    outputs differ between the two dvc.lock files, in words."""
+def lock_difference(committed: dict, current: dict, order: list[str], outcome: Mapping[str, str]) -> str:
+    """What this run showed about the commit's outputs, in words: the first stage (in ``order``) whose inputs or
+    outputs differ between the two dvc.lock files; otherwise the stages that ran here and matched ("reproduced")
+    and those it did not recompute, so did not compare. DVC skips a stage whose deps and params did not change
+    (a fresh clone's git-tracked outputs, e.g. score_generated's metrics, stay the committed ones) or restores it
+    from its run cache; ``outcome`` is what DVC said it did with each stage (:func:`stage_outcome`)."""
     def entries(lock: dict, stage: str, kind: str) -> dict:
         spec = lock.get("stages", {}).get(stage, {})
         if kind == "params":
             return spec.get("params", {})
         return {e["path"]: e.get("md5") for e in spec.get(kind, [])}
 
+    reproduced, not_run = [], []
     for stage in order:
         changed = [k for k in ("deps", "params") if entries(committed, stage, k) != entries(current, stage, k)]
         if changed:
@@ -51,8 +58,39 @@ def lock_difference(committed: dict, current: dict, order: list[str]) -> str:
         outs = entries(current, stage, "outs")
         differ = sorted(p for p, h in entries(committed, stage, "outs").items() if outs.get(p) != h)
         if differ:
-            return f"differs from the committed dvc.lock at stage {stage}: {', '.join(differ)}"
-    return "reproduced: every output has the committed dvc.lock's hash"
+            earlier = "" if outcome.get(stage) == "ran" else " (outputs of an earlier run: this run did not recompute them)"
+            return f"differs from the committed dvc.lock at stage {stage}: {', '.join(differ)}{earlier}"
+        (reproduced if outcome.get(stage) == "ran" else not_run).append(stage)
+    if not not_run:
+        return "reproduced: every stage ran and every output has the committed dvc.lock's hash"
+    why = {"unchanged": "skipped by DVC: no dep or param changed", "restored": "restored from DVC's run cache"}
+    groups = "; ".join(f"{', '.join(s for s in not_run if outcome.get(s) == kind)} ({why.get(kind, 'not reported as run by DVC')})"
+                       for kind in dict.fromkeys(outcome.get(s) for s in not_run))
+    how = (f"`qaug run --force` recomputes and compares every stage; `dvc repro -f -s {not_run[0]}` then `git diff dvc.lock` "
+           "checks one")
+    if not reproduced:
+        return f"not compared with the committed dvc.lock: this run recomputed no stage ({groups}); {how}"
+    return (f"reproduced {', '.join(reproduced)}: they ran and every output has the committed dvc.lock's hash; not compared, "
+            f"as this run did not recompute them: {groups}; {how}")
+
+
+# What DVC 3 says it does with each stage of a ``dvc repro`` (dvc/stage/run.py, dvc/stage/cache.py,
+# dvc/stage/__init__.py), one line each: run it, restore its outputs from the run cache, or skip it.
+OUTCOMES = (("ran", re.compile(r"^Running stage '(?P<stage>[^']+)':")),
+            ("restored", re.compile(r"^Stage '(?P<stage>[^']+)' is cached - skipping run, checking out outputs")),
+            ("unchanged", re.compile(r"^Stage '(?P<stage>[^']+)' didn't change, skipping")))
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def stage_outcome(line: str) -> tuple[str, str] | None:
+    """(stage, "ran" | "restored" | "unchanged") when ``line`` of ``dvc repro``'s output is DVC saying what it did
+    with a stage; None for any other line (a stage's own output, DVC's advice)."""
+    line = ANSI.sub("", line).strip()
+    for outcome, pattern in OUTCOMES:
+        said = pattern.match(line)
+        if said:
+            return said["stage"], outcome
+    return None
 
 
 # DVC's own words when another DVC process holds the repository (``dvc exp run``, a second ``dvc repro``).
@@ -74,10 +112,25 @@ def _env(**extra: str) -> dict:
     return env
 
 
-def dvc_repro(force: bool = False, root: Path = Path(".")) -> int:
-    """Run ``dvc repro`` in ``root`` without Prefect; returns its exit code."""
+class Repro(NamedTuple):
+    code: int  # dvc repro's exit code
+    outcome: dict[str, str]  # stage → "ran", "restored" or "unchanged", as DVC said (stages it did not reach: absent)
+
+
+def dvc_repro(force: bool = False, root: Path = Path(".")) -> Repro:
+    """Run ``dvc repro`` in ``root`` without Prefect. Its output goes to the terminal as it comes (stdout through
+    this process, which notes what DVC says it did with each stage; stderr straight)."""
     cmd = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
-    return subprocess.run(cmd, cwd=root, env=_env(**{NO_STAGE_FLOW: "1"})).returncode
+    outcome: dict[str, str] = {}
+    with subprocess.Popen(cmd, cwd=root, env=_env(**{NO_STAGE_FLOW: "1"}), stdout=subprocess.PIPE, text=True,
+                          encoding="utf-8", errors="replace", bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            said = stage_outcome(line)
+            if said:
+                outcome[said[0]] = said[1]
+    return Repro(proc.returncode, outcome)
 
 
 def dvc_push(root: Path = Path(".")) -> subprocess.CompletedProcess:

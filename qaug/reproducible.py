@@ -5,7 +5,9 @@ What else a stage's numbers depend on, measured with ``bench/determinism.py`` (R
 ATen's vector kernels, oneDNN's convolutions and MKL's GEMMs (AVX-512 and AVX2 round
 differently). :func:`pin` fixes all of them, before torch is imported, in every process
 that runs a stage (the CLI, grid workers, the test session); :func:`environment` is what
-each metrics file records of it. On a GPU, stages ask for repeatable kernels instead
+each metrics file records of it. numpy's and scipy's OpenBLAS pick their kernels from the CPU
+and nothing pins them, so no stage computes its numbers with them (``qaug.generation_metrics``
+does its linear algebra in torch). On a GPU, stages ask for repeatable kernels instead
 (``qaug.device.repeatable_cuda``). ``QAUG_REPRODUCIBLE=0`` leaves the machine's and torch's
 defaults (faster on big models and on a GPU, different bytes) and is recorded too.
 """
@@ -77,3 +79,4 @@ def environment(device: "torch.device | str" = "cpu") -> dict:
         "numpy": numpy.__version__,
         "qiskit": qiskit.__version__,
     }
+

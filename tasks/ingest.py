@@ -15,7 +15,8 @@ from typing import Literal
 import numpy as np
 
 from qaug.data import ImageSet, embedded_mnist, resize, split_per_class
-from qaug.io import InputError, save_arrays
+from qaug.images import load_images
+from qaug.io import save_arrays
 from qaug.params import ParamsError, require, section, seed_of
 from tasks.layout import out, rooted
 
@@ -23,8 +24,6 @@ log = logging.getLogger("qaug.ingest")
 SPLITS = ("train", "val", "test")
 COUNTS = ("train_per_class", "val_per_class", "test_per_class")
 PerClass = int | dict[int | str, int]
-_GRAY_MODES = {"1", "L", "LA"}
-_DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "F"}  # 16/32-bit: converting to 8 bits would clip them
 
 
 @dataclass(frozen=True)
@@ -194,27 +193,10 @@ def folder_files(params: IngestParams) -> tuple[Path, tuple[str, ...], list[tupl
 
 
 def _folder(params: IngestParams) -> tuple[np.ndarray, np.ndarray, tuple, tuple[str, ...]]:
-    from PIL import Image
-
-    root, classes, files = folder_files(params)
-    opened = []
-    for f, _ in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                opened.append(im.copy())
-        except OSError as err:
-            raise InputError(f"{f} is not a readable image ({err}); remove it from the image folder") from None
-        if opened[-1].mode in _DEEP_MODES:
-            raise InputError(f"{f} is a {opened[-1].mode} (16/32-bit) image; convert the folder to 8-bit PNG/JPEG first")
-    gray = params.channels == "gray" or (params.channels == "auto" and all(im.mode in _GRAY_MODES for im in opened))
-    size = (params.image_size, params.image_size)
-    arrays = []
-    for im in opened:
-        im = im.convert("L" if gray else "RGB").resize(size, Image.Resampling.LANCZOS)
-        a = np.asarray(im, dtype=np.float32) / 255.0
-        arrays.append(a[None] if gray else a.transpose(2, 0, 1))
-    images = np.stack(arrays) if arrays else np.zeros((0, 1 if gray else 3, *size), np.float32)
+    """Every file of the kept class folders, checked and converted by qaug.images (which says what it refuses
+    and converts, and why)."""
+    _, classes, files = folder_files(params)
+    images = load_images([f for f, _ in files], params.channels, params.image_size)
     labels = np.array([k for _, k in files], dtype=np.int64)
     return images, labels, tuple(range(len(classes))), classes
 

@@ -2,11 +2,12 @@
 
 ``dvc repro`` deletes a stage's outputs before running it, so an input problem found inside a
 stage costs the previous outputs (``dvc checkout`` brings them back). ``qaug run``, the Prefect
-flows and ``qaug grid`` call :func:`check` first: it parses every stage's params, loads the data
-source (folder, class folders and every image readable and 8-bit, the torchvision root, the
-requested classes, at least two, each with images enough for train + val + test) and builds the
-quantum backend (the fake device exists; ``ibm:`` has an account the service accepts and the
-device is there).
+flows and ``qaug grid`` call :func:`check` first (after ``qaug.params.read_mapping`` has read params.yaml:
+UTF-8, no key twice): it parses every stage's params, loads the data source (folder, class folders and
+every image readable, 8-bit, at least 8×8, under Pillow's decompression-bomb limit, without transparency:
+``qaug.images``; the torchvision root, the requested classes, at least two, each with images enough for
+train + val + test) and builds the quantum backend (the fake device exists; ``ibm:`` has an
+account the service accepts and the device is there).
 """
 
 from __future__ import annotations

@@ -1,6 +1,12 @@
 import json
+import subprocess
+import sys
+
+import pytest
+import yaml
 
 from qaug.cli import main
+from tests.pipeline_helpers import project_env
 
 
 def test_demo_writes_metrics_and_sample_grid(tmp_path) -> None:
@@ -64,19 +70,81 @@ def test_show_prints_the_comparison(tmp_path, monkeypatch, capsys) -> None:
     assert "12.500" in out and "skipped" not in out
 
 
+def _lock(out_hash: str = "a", code_hash: str = "c", tau: float = 0.8, stages=("ingest", "filter", "score_generated")) -> dict:
+    spec = {"ingest": ("tasks/ingest.py", "i", {"seed": 0}, "data/prepared/train.npz", "t"),
+            "filter": ("tasks/filter.py", code_hash, {"filter": {"tau": tau}}, "data/generated/accepted.npz", out_hash),
+            "score_generated": ("tasks/score_generated.py", "s", {}, "metrics/generation.json", "g")}
+    return {"stages": {name: {"deps": [{"path": spec[name][0], "md5": spec[name][1]}], "params": {"params.yaml": spec[name][2]},
+                              "outs": [{"path": spec[name][3], "md5": spec[name][4]}]} for name in stages}}
+
+
 def test_a_run_says_whether_it_reproduced_the_committed_lock() -> None:
     from qaug.repro import lock_difference
 
-    def lock(out_hash: str, code_hash: str = "c", tau: float = 0.8) -> dict:
-        return {"stages": {
-            "ingest": {"deps": [{"path": "tasks/ingest.py", "md5": "i"}], "params": {"params.yaml": {"seed": 0}},
-                       "outs": [{"path": "data/prepared/train.npz", "md5": "t"}]},
-            "filter": {"deps": [{"path": "tasks/filter.py", "md5": code_hash}], "params": {"params.yaml": {"filter": {"tau": tau}}},
-                       "outs": [{"path": "data/generated/accepted.npz", "md5": out_hash}]},
-        }}
+    order = ["ingest", "filter", "score_generated"]
+    ran = dict.fromkeys(order, "ran")
+    assert lock_difference(_lock(), _lock(), order, ran) == "reproduced: every stage ran and every output has the committed dvc.lock's hash"
+    assert lock_difference(_lock("a"), _lock("b"), order, ran) == "differs from the committed dvc.lock at stage filter: data/generated/accepted.npz"
+    assert "stage filter's deps changed" in lock_difference(_lock("a"), _lock("b", code_hash="d"), order, ran)
+    assert "stage filter's params changed" in lock_difference(_lock("a"), _lock("a", tau=0.9), order, ran)
 
-    order = ["ingest", "filter"]
-    assert lock_difference(lock("a"), lock("a"), order).startswith("reproduced")
-    assert lock_difference(lock("a"), lock("b"), order) == "differs from the committed dvc.lock at stage filter: data/generated/accepted.npz"
-    assert "stage filter's deps changed" in lock_difference(lock("a"), lock("b", code_hash="d"), order)
-    assert "stage filter's params changed" in lock_difference(lock("a"), lock("a", tau=0.9), order)
+
+def test_reproduced_is_said_only_of_the_stages_that_ran() -> None:
+    """A fresh clone: DVC skips score_generated (its only output is in git, its deps unchanged), so its metrics are
+    the committed file, never recomputed: the run must not call them reproduced."""
+    from qaug.repro import lock_difference
+
+    order = ["ingest", "filter", "score_generated"]
+    said = lock_difference(_lock(), _lock(), order, {"ingest": "ran", "filter": "restored", "score_generated": "unchanged"})
+    assert said.startswith("reproduced ingest: they ran and every output has the committed dvc.lock's hash; not compared")
+    assert "filter (restored from DVC's run cache); score_generated (skipped by DVC: no dep or param changed)" in said
+    assert "`qaug run --force` recomputes and compares every stage; `dvc repro -f -s filter` then `git diff dvc.lock`" in said
+    nothing = lock_difference(_lock(), _lock(), order, {})
+    assert nothing.startswith("not compared with the committed dvc.lock: this run recomputed no stage") and "reproduced" not in nothing
+    assert "ingest, filter, score_generated (not reported as run by DVC)" in nothing
+    stale = lock_difference(_lock("a"), _lock("b"), order, dict.fromkeys(order, "unchanged"))
+    assert stale.endswith("data/generated/accepted.npz (outputs of an earlier run: this run did not recompute them)")
+
+
+@pytest.mark.parametrize("prefect", [False, True])
+def test_qaug_run_says_reproduced_only_of_what_it_ran(prefect: bool, tmp_path, monkeypatch, capsys) -> None:
+    """Both ways a run goes (plain dvc repro, the Prefect flow) feed what DVC did with each stage to the verdict."""
+    from qaug.repro import Repro
+    from tasks.stages import NAMES
+
+    monkeypatch.chdir(tmp_path)
+    lock = _lock(stages=("ingest", "filter", "score_generated"))
+    (tmp_path / "dvc.lock").write_text(json.dumps(lock))
+    outcome = {**dict.fromkeys(NAMES, "ran"), "score_generated": "unchanged"}
+    monkeypatch.setattr("qaug.repro.committed_lock", lambda: lock)
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False: Repro(0, outcome))
+    monkeypatch.setattr("qaug.cli._pipeline_flow", lambda force, command: outcome)
+    monkeypatch.setattr("qaug.params.load_params", lambda path: {})
+    monkeypatch.setattr("tasks.preflight.before_repro", lambda raw, force=False: None)
+    for name in ("_show", "_push", "_build_docs"):
+        monkeypatch.setattr(f"qaug.cli.{name}", lambda *args: 0)
+    monkeypatch.setattr("qaug.cli._watched", lambda required: prefect)
+    assert main(["run"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"reproduced {', '.join(n for n in NAMES if n != 'score_generated')}: they ran")
+    assert "not compared, as this run did not recompute them: score_generated (skipped by DVC" in last
+
+
+def test_dvc_repro_streams_its_output_and_notes_what_dvc_did_with_each_stage(tmp_path, capsys) -> None:
+    """DVC 3's own words, from a real dvc repro: ran, then unchanged, then restored from the run cache."""
+    from qaug.repro import dvc_repro
+
+    env = project_env()
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env, timeout=300)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True, env=env, timeout=300)
+    (tmp_path / "in.txt").write_text("in")  # a stage without deps never comes from the run cache
+    write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2]); print('wrote', sys.argv[1])"
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "first": {"cmd": f'python -c "{write}" a.txt 1', "deps": ["in.txt"], "outs": ["a.txt"]},
+        "second": {"cmd": f'python -c "{write}" b.txt 2', "deps": ["a.txt"], "outs": [{"b.txt": {"cache": False}}]}}}))
+    assert dvc_repro(root=tmp_path) == (0, {"first": "ran", "second": "ran"})
+    assert "wrote a.txt" in capsys.readouterr().out  # the stages' own output reaches the terminal
+    assert dvc_repro(root=tmp_path) == (0, {"first": "unchanged", "second": "unchanged"})
+    (tmp_path / "a.txt").unlink()
+    assert dvc_repro(root=tmp_path) == (0, {"first": "restored", "second": "unchanged"})
+    assert dvc_repro(force=True, root=tmp_path) == (0, {"first": "ran", "second": "ran"})

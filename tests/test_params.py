@@ -68,6 +68,33 @@ def test_missing_or_broken_params_file(tmp_path) -> None:
     assert section(FilterParams, load_params(tmp_path / "params.yaml"), "filter").tau == 0.5
 
 
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path) -> None:
+    """yaml.safe_load would keep the later value silently (and DVC refuses the file in the middle of a run)."""
+    from grid.spec import GridError, load_grid
+
+    params = (PROJECT / "params.yaml").read_text().splitlines()
+    tau = next(i for i, line in enumerate(params) if line.strip().startswith("tau:"))
+    (tmp_path / "params.yaml").write_text("\n".join([*params[:tau + 1], "  tau: 0.3", *params[tau + 1:]]) + "\n")
+    with pytest.raises(ParamsError, match=rf"params.yaml: key filter.tau appears twice \(lines {tau + 1} and {tau + 2}\); keep one$"):
+        load_params(tmp_path / "params.yaml")
+    for text, message in [("seed: 1\nseed: 2\n", r"key seed appears twice \(lines 1 and 2\)"),
+                          ("a:\n  - {x: 1, x: 2}\n", r"key a\[0\]\.x appears twice \(line 2\)")]:
+        (tmp_path / "params.yaml").write_text(text)
+        with pytest.raises(ParamsError, match=message):
+            load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("base: &b {tau: 0.1}\nfilter:\n  <<: *b\n  tau: 0.2\n")  # a merge key may be overridden
+    assert load_params(tmp_path / "params.yaml")["filter"] == {"tau": 0.2}
+    (tmp_path / "g.yaml").write_text("methods: [gan1]\nseeds: 1\nmethods: [none]\n")
+    with pytest.raises(GridError, match=r"g.yaml: key methods appears twice \(lines 1 and 3\); keep one"):
+        load_grid(tmp_path / "g.yaml")
+
+
+def test_a_params_file_that_is_not_utf8_says_so(tmp_path) -> None:
+    (tmp_path / "params.yaml").write_bytes("seed: 0\n# réglages\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 on line 2\); save it as UTF-8"):
+        load_params(tmp_path / "params.yaml")
+
+
 def test_a_misspelt_section_is_an_error() -> None:
     raw = load_params(PROJECT / "params.yaml")
     raw["filtre"] = {"tau": 0.1}

@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from qaug.cli import main
+from qaug.repro import Repro
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "baseline.json").write_text("{}")  # what dvc repro would delete first
     calls: list[bool] = []
-    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or 0)
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or Repro(0, {}))
     monkeypatch.setattr("qaug.cli._show", lambda args: 0)
     monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
     monkeypatch.setattr("qaug.cli._push", lambda: None)
@@ -78,6 +79,20 @@ def _with_16_bit_png(tmp: Path) -> dict:
     return {"ingest": source}
 
 
+def _with_image(name: str, image: Image.Image):
+    def make(tmp: Path) -> dict:
+        source = _folder_source(tmp)
+        image.save(tmp / "imgs" / "b" / name)
+        return {"ingest": source}
+    return make
+
+
+def _transparent() -> Image.Image:
+    im = Image.new("RGBA", (8, 8), (200, 10, 10, 255))
+    im.putpixel((3, 3), (0, 0, 0, 0))
+    return im
+
+
 CASES = {
     "more images than a class has": (lambda tmp: {"ingest": {"train_per_class": 450}},
                                      r"class '0' has 500 images but ingest.train_per_class \+ val_per_class \+ test_per_class = 650 \(450 \+ 100 \+ 100\)"),
@@ -92,6 +107,8 @@ CASES = {
     "corrupt PNG": (_with_file("x.png", b"\x89PNG broken"), r"imgs/a/x.png is not a readable image"),
     "a text file among images": (_with_file("notes.txt", b"hi"), r"imgs/a/notes.txt is not a readable image"),
     "16-bit PNG": (_with_16_bit_png, r"deep.png is a I;16 \(16/32-bit\) image; convert the folder to 8-bit"),
+    "a 1×1 image": (_with_image("pixel.png", Image.new("L", (1, 1))), r"imgs/b/pixel.png is 1×1 pixels, smaller than 8×8"),
+    "transparent pixels": (_with_image("logo.png", _transparent()), r"imgs/b/logo.png has transparent pixels \(RGBA image\)"),
     "torchvision data not there": (lambda tmp: {"ingest": {"source": "torchvision", "root": "tv", "dataset": "MNIST", "classes": [0, 1]}},
                                    r"torchvision MNIST not found under 'tv'.*set ingest.download: true"),
     "unknown fake device": (lambda tmp: {"quantum": {"backend": "fake:NoSuchDevice"}},
@@ -108,7 +125,34 @@ def test_bad_inputs_fail_before_dvc_repro_with_a_message(case: str, project, tmp
     err = capsys.readouterr().err
     assert code == 2 and not repro_ran, err
     assert (tmp_path / "metrics" / "baseline.json").exists()
-    assert __import__("re").search(message, err), err
+    assert __import__("re").search(message, err) and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_image_over_the_decompression_bomb_limit_fails_before_dvc_repro(project, tmp_path, monkeypatch, capsys) -> None:
+    source = _folder_source(tmp_path)
+    Image.new("L", (60, 60)).save(tmp_path / "imgs" / "a" / "scan.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's is ~89 Mpx: the same path, without the memory
+    assert project(ingest=source) == (2, False)
+    err = capsys.readouterr().err
+    assert err.strip() == ("qaug run: imgs/a/scan.png is 3,600 pixels, over Pillow's decompression-bomb limit of 1,000 pixels; "
+                           "shrink it (qaug resizes every image to ingest.image_size, at most 256 px) or remove it from the image folder")
+    assert (tmp_path / "metrics" / "baseline.json").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda text: text + "seed: 3\n", r"params.yaml: key seed appears twice \(lines \d+ and \d+\); keep one"),
+    (lambda text: (text + "# réglages\n").encode("latin-1"), r"params.yaml is not UTF-8 text \(byte 0xe9 on line \d+\); save it as UTF-8")])
+def test_a_params_file_dvc_would_refuse_fails_before_dvc_repro(content, message, project, tmp_path, monkeypatch, capsys) -> None:
+    """yaml.safe_load takes both; DVC refuses them once the run has started."""
+    assert project() == (0, True)
+    text = content((tmp_path / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): pytest.fail("dvc repro started"))
+    capsys.readouterr()
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert __import__("re").fullmatch(f"qaug run: {message}\n", err), err
+    assert (tmp_path / "metrics" / "baseline.json").exists()
 
 
 def test_the_data_source_is_checked_only_when_ingest_will_run(project, tmp_path, monkeypatch) -> None:
@@ -126,7 +170,7 @@ def test_a_good_folder_source_passes(project, tmp_path) -> None:
 
 
 def test_a_stage_failing_under_dvc_says_how_to_restore(project, monkeypatch, capsys) -> None:
-    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): 255)
+    monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): Repro(255, {}))
     code, _ = project()
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
