@@ -185,6 +185,7 @@ RUN_FIELDS = (
     ("qgan model", GENERATOR, "model"),
     ("label fidelity, baseline HQCNN (candidates)", FILTER, "label_fidelity"),
     ("label fidelity, independent CNN (accepted)", GENERATION, "accepted.label_fidelity"),
+    ("independent CNN's test accuracy", GENERATION, "judge_test_accuracy"),
     ("classifier-feature FD (accepted)", GENERATION, "accepted.frechet_distance"),
     ("classifier-feature KID (accepted)", GENERATION, "accepted.kid"),
     ("Inception FID (accepted)", GENERATION, "accepted.inception_fid"),

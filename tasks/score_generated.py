@@ -82,7 +82,6 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
     features = embed(judge, images)
     predicted = predict(judge, images)
     skip = skip or {}
-    skipped = [c for c, name in enumerate(names) if name in skip]
 
     def scores(mask: np.ndarray, real_mask: np.ndarray, reasons: list[str]) -> dict:
         gen, ref = features[mask], real_features[real_mask]
@@ -100,7 +99,7 @@ def score_set(images: np.ndarray, labels: np.ndarray, real: tuple[np.ndarray, np
             "nearest_test": nearest_distances(images[mask], test),
         }
 
-    present = [skip[names[c]] for c in skipped if (labels == c).any()]  # only samples of a skipped class spoil the pool
+    present = [skip[name] for c, name in enumerate(names) if name in skip and (labels == c).any()]  # only its samples spoil the pool
     result = scores(np.ones(len(labels), dtype=bool), np.ones(len(real[1]), dtype=bool), present)
     result["per_class"] = {name: scores(labels == c, real[1] == c, [skip[name]] if name in skip else [])
                            for c, name in enumerate(names)}
