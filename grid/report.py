@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import math
+import statistics
 from pathlib import Path
 
 from grid.format import artifact_key, ci, group_label, point_label, power_seeds, pts, pvalue
@@ -150,6 +151,7 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
         if any(a["metrics"] for a in arms):
             parts.append(_figure(summary, regime, point, metric))
         parts.append(_arm_table(arms, rows, metric))
+        parts.append(_judge_note(records, regime, point))
         parts.append(_macro_table(arms))
         left = left_out_text([c for c in summary["collapsed"] if c["regime"] == regime and c["point"] == point])
         if left:
@@ -201,10 +203,50 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
             ci(none, "boot") if none else "", pvalue(none["p_holm"]) if none else "",
             f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>" if dup else "", pvalue(dup["p_holm"]) if dup else "",
             power_seeds(none) if none else "",
-            g("generated", 0), g("label_fidelity"), g("frechet_distance"), g("kid", 4), g("diversity"),
+            g("generated", 0), e(fidelity(m)), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "".join(out) + "</table>"
+
+
+def fidelity(m: dict) -> str:
+    """An arm's mean label fidelity, with the seeds it covers when the judge could not measure it on every scored seed."""
+    lf, scored = m.get("label_fidelity"), m.get("judge_accuracy", {}).get("n", 0)
+    if lf is None:
+        return "not measured" if scored else "—"
+    return f"{lf['mean']:.3f}" + (f" ({lf['n']} of {scored} seeds)" if lf["n"] < scored else "")
+
+
+def _judge_note(records: list[dict], regime: str, point: dict) -> str:
+    """The label-fidelity judge of this group: its test accuracy over seeds and every class it could not recognise."""
+    seeds = {r["seed"]: r for r in records if r["regime"] == regime and r["point"] == point and r.get("judge")}
+    if not seeds:
+        return ""
+    accuracy = [r["generation"]["judge_accuracy"] for r in seeds.values()]
+    text = (f"Label fidelity is judged by a small CNN trained class-balanced on each seed's real training split: test accuracy "
+            f"{statistics.mean(accuracy):.3f} ± {statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0:.3f} over {len(accuracy)} seeds.")
+    floor = next(iter(seeds.values()))["judge"]["floor"]
+    for c in dict.fromkeys(c for r in seeds.values() for c in r["judge"]["unjudged"]):
+        missed = {s: r["judge"]["test_recall"][c] for s, r in sorted(seeds.items()) if c in r["judge"]["unjudged"]}
+        text += (f" Label fidelity not measured for class {c} in seed{'s' if len(missed) > 1 else ''} "
+                 f"{', '.join(f'{s} (recall {_num(v)})' for s, v in missed.items())}: the judge's test recall for it is below "
+                 f"{floor}, so it cannot tell good samples of the class from bad; those seeds' pooled label fidelity is left out when "
+                 "they generated that class.")
+    return f"<p><small>{html.escape(text)}</small></p>"
+
+
+def _judge_lines(arms: list[dict]) -> list[str]:
+    """The label-fidelity judge's test accuracy and, when it could not measure every seed, that it left seeds out."""
+    scored = [a["metrics"] for a in arms if "judge_accuracy" in a["metrics"]]
+    if not scored:
+        return []
+    partial = any(m.get("label_fidelity", {}).get("n", 0) < m["judge_accuracy"]["n"] for m in scored)
+    return [f"- Label fidelity judged by a class-balanced small CNN, test accuracy {scored[0]['judge_accuracy']['mean']:.3f} (mean over seeds)"
+            + ("; seeds where it could not recognise a class they generated are left out (report.html names the classes)." if partial else ".")]
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def judges(classifiers: list[str]) -> str:
@@ -268,13 +310,12 @@ def markdown(summary: dict) -> str:
             rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
                     and r["arm"] == a["arm"] and r["metric"] == metric}
             m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
-            fidelity = a["metrics"].get("label_fidelity")
             lines.append("| " + " | ".join([
                 a["arm"], f"{a['seeds']} ({a['collapsed']})", f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
                 f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
                 f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
-                f"{fidelity['mean']:.3f}" if fidelity else "—"]) + " |")
-        lines += ["", *[f"- {s}" for s in sentences], ""]
+                fidelity(a["metrics"])]) + " |")
+        lines += ["", *[f"- {s}" for s in sentences], *_judge_lines(arms), ""]
     return "\n".join(lines)
 
 

@@ -51,10 +51,20 @@ def cell_record(cell: Cell, keys: dict[str, str], runs: dict[str, StageRun], sto
         filt = read_json(outputs(store, runs[keys["filter"]]).metrics)
         record["generation"] = {"generated": metrics["training"]["generated"], "accepted_fraction": filt["accepted"] / max(filt["needed"], 1)}
         if "score_generated" in keys:
-            scored = {r["set"]: r for r in generation_rows(read_json(outputs(store, runs[keys["score_generated"]]).metrics)) if r["class"] == "all"}
-            record["generation"] |= {k: scored["accepted"][k] for k in ("label_fidelity", "frechet_distance", "kid", "diversity")}
+            scores, record["judge"] = generation_scores(read_json(outputs(store, runs[keys["score_generated"]]).metrics))
+            record["generation"] |= scores
         record["samples"] = str(outputs(store, runs[keys["filter"]]).figure)
     return record
+
+
+def generation_scores(g: dict) -> tuple[dict[str, float | None], dict]:
+    """From score_generated's metrics: the accepted set's scores and the judge's test accuracy (numbers the tables
+    average over seeds; label fidelity null where the judge could not measure it), and what the report's note on
+    the judge needs (its recall per class, the classes it measured no label fidelity for, the recall floor)."""
+    scored = {r["set"]: r for r in generation_rows(g) if r["class"] == "all"}
+    scores = {k: scored["accepted"][k] for k in ("label_fidelity", "frechet_distance", "kid", "diversity")}
+    judge = {"test_recall": g.get("judge_test_recall", {}), "unjudged": list(g.get("unjudged_classes", {})), "floor": g.get("judge_recall_floor")}
+    return scores | {"judge_accuracy": g["judge_test_accuracy"]}, judge
 
 
 def cell_metrics(metrics: dict, train_counts: np.ndarray) -> dict[str, float]:

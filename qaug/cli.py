@@ -228,13 +228,13 @@ def _show_generation(console) -> None:
     from rich.table import Table
 
     from qaug.io import read_json
-    from tasks.report import GENERATION, generation_rows, inception_note
+    from tasks.report import GENERATION, generation_rows, inception_note, judge_accuracy, judge_note
 
     if not GENERATION.exists():
         return
     g = read_json(GENERATION)
     sets = {r["set"]: r for r in generation_rows(g) if r["class"] == "all"}
-    table = Table(title=f"generated samples ({g['method']}), scored by an independent CNN")
+    table = Table(title=f"generated samples ({g['method']}), scored by an independent CNN", caption=f"judge: {judge_accuracy(g)}")
     table.add_column("metric")
     for name in sets:
         table.add_column(name, justify="right")
@@ -242,8 +242,11 @@ def _show_generation(console) -> None:
               "inception_fid": "Inception FID (class mean)", "diversity": "diversity", "real_diversity": "diversity of real images",
               "near_duplicates": "near-duplicate rate", "nearest_test": "nearest test distance"}
     for key, label in labels.items():
-        table.add_row(label, *("—" if r[key] is None else str(r[key]) if key == "n" else f"{r[key]:.3f}" for r in sets.values()))
+        table.add_row(label, *("not measured" if key == "label_fidelity" and not r["measured"] else "—" if r[key] is None
+                               else str(r[key]) if key == "n" else f"{r[key]:.3f}" for r in sets.values()))
     console.print(table)
+    if judge_note(g):
+        console.print(judge_note(g), style="yellow")
     if inception_note(g):
         console.print(inception_note(g), style="dim")
 

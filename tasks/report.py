@@ -77,17 +77,16 @@ def summary_markdown(root: Path = Path(".")) -> str:
     if generation_path.exists():
         g = read_json(generation_path)
         lines += ["", f"Generated samples ({g['method']}), scored with {g['judge']} "
-                      f"(test accuracy {g['judge_test_accuracy']:.3f}); FD and KID in its features:", ""]
+                      f"({judge_accuracy(g)}); FD and KID in its features:", ""]
         lines += ["| set | class | n | label fidelity | FD | KID | Inception FID | diversity (real) | near duplicates | nearest test |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [
-            f"| {r['set']} | {r['class']} | {r['n']} | {_fmt(r['label_fidelity'])} | {_fmt(r['frechet_distance'])} | {_fmt(r['kid'])} | "
+            f"| {r['set']} | {r['class']} | {r['n']} | {_fmt(r['label_fidelity']) if r['measured'] else 'not measured'} | {_fmt(r['frechet_distance'])} | {_fmt(r['kid'])} | "
             f"{_fmt(r['inception_fid'])} | {_fmt(r['diversity'])} ({_fmt(r['real_diversity'])}) | {_fmt(r['near_duplicates'])} | "
             f"{_fmt(r['nearest_test'])} |"
             for r in generation_rows(g)
         ]
-        if inception_note(g):
-            lines += ["", inception_note(g)]
+        lines += [line for note in (judge_note(g), inception_note(g)) if note for line in ("", note)]
     lines += checks_markdown(root)
     return "\n".join(lines) + "\n"
 
@@ -137,6 +136,25 @@ def inception_note(g: dict) -> str | None:
     return None if inception.get("enabled") else inception["note"]
 
 
+def judge_accuracy(g: dict) -> str:
+    """The judge's test accuracy and, when recorded, its test recall per class, in words."""
+    recall = g.get("judge_test_recall") or {}
+    per_class = ", ".join(f"{name} {_fmt(r)}" for name, r in recall.items())
+    return f"test accuracy {_fmt(g.get('judge_test_accuracy'))}" + (f"; recall per class {per_class}" if per_class else "")
+
+
+def judge_note(g: dict) -> str | None:
+    """Which classes metrics/generation.json measures no label fidelity for, because its judge cannot recognise
+    them (None when it judges every class)."""
+    skipped = g.get("unjudged_classes") or {}
+    if not skipped:
+        return None
+    classes = ", ".join(f"{name} (test recall {_fmt(g['judge_test_recall'][name])})" for name in skipped)
+    rule = g["label_fidelity_rule"]
+    return (f"Label fidelity not measured for class{'es' if len(skipped) > 1 else ''} {classes}: the judge cannot recognise "
+            f"{'them' if len(skipped) > 1 else 'it'}, so the score would measure the judge. {rule[0].upper()}{rule[1:]}.")
+
+
 def generation_rows(g: dict) -> list[dict]:
     """One row per generated set (candidates, accepted) and class ("all" first) from metrics/generation.json.
 
@@ -145,7 +163,7 @@ def generation_rows(g: dict) -> list[dict]:
     for key in ("candidates", "accepted"):
         for name, v in [("all", g[key]), *g[key]["per_class"].items()]:
             rows.append({
-                "set": key, "class": name, "n": v["n"], "label_fidelity": v["label_fidelity"],
+                "set": key, "class": name, "n": v["n"], "label_fidelity": v["label_fidelity"], "measured": not v.get("label_fidelity_note"),
                 "frechet_distance": v["frechet_distance"], "kid": v["kid"], "inception_fid": v.get("inception_fid"),
                 "diversity": v["diversity"], "real_diversity": v["real_diversity"],
                 "near_duplicates": v["duplicates"]["near"], "nearest_test": v["nearest_test"]["mean"],
@@ -167,6 +185,7 @@ RUN_FIELDS = (
     ("qgan model", GENERATOR, "model"),
     ("label fidelity, baseline HQCNN (candidates)", FILTER, "label_fidelity"),
     ("label fidelity, independent CNN (accepted)", GENERATION, "accepted.label_fidelity"),
+    ("independent CNN's test accuracy", GENERATION, "judge_test_accuracy"),
     ("classifier-feature FD (accepted)", GENERATION, "accepted.frechet_distance"),
     ("classifier-feature KID (accepted)", GENERATION, "accepted.kid"),
     ("Inception FID (accepted)", GENERATION, "accepted.inception_fid"),
