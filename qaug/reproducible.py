@@ -79,4 +79,3 @@ def environment(device: "torch.device | str" = "cpu") -> dict:
         "numpy": numpy.__version__,
         "qiskit": qiskit.__version__,
     }
-

@@ -39,9 +39,10 @@ def before_repro(raw: dict, root: Path = Path("."), force: bool = False) -> None
     """:func:`check` for what ``dvc repro`` will run: the data source only when ingest will run (prepared splits
     pulled from a DVC remote need no raw data), the backend only when some stage will."""
     stale = None if force else stale_stages(root)
-    check(raw, root, data=stale is None or "ingest" in stale, backend=stale is None or bool(stale))
+    ingest = stale is None or "ingest" in stale
+    check(raw, root, data=ingest, backend=stale is None or bool(stale))
     data_root = parse_ingest(raw)[0].under(root).root
-    if not Path(data_root).is_dir():  # the folder and torchvision sources said so already; the embedded set needs no data there
+    if ingest and not Path(data_root).is_dir():  # the folder and torchvision sources said so already; the embedded set reads nothing there
         raise FileNotFoundError(f"ingest.root {data_root} does not exist: dvc.yaml's ingest stage depends on that folder "
                                 f"(its content is part of what DVC compares), even for the embedded set; create it (mkdir -p {data_root})")
 

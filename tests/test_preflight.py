@@ -23,6 +23,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # no saved IBM account
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "baseline.json").write_text("{}")  # what dvc repro would delete first
+    (tmp_path / "data" / "raw").mkdir(parents=True)  # the default ingest.root, a dvc.yaml dep, as the repo ships it
     calls: list[bool] = []
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or Repro(0, {}))
     monkeypatch.setattr("qaug.cli._show", lambda args: 0)
@@ -152,6 +153,14 @@ def test_a_params_file_dvc_would_refuse_fails_before_dvc_repro(content, message,
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert __import__("re").fullmatch(f"qaug run: {message}\n", err), err
+    assert (tmp_path / "metrics" / "baseline.json").exists()
+
+
+def test_the_default_data_root_must_exist_for_dvc_even_for_the_embedded_set(project, tmp_path, capsys) -> None:
+    """dvc.yaml's ingest depends on ${ingest.root}: without the folder DVC would fail the run midway."""
+    (tmp_path / "data" / "raw").rmdir()
+    assert project() == (2, False)
+    assert "ingest.root data/raw does not exist: dvc.yaml's ingest stage depends on that folder" in capsys.readouterr().err
     assert (tmp_path / "metrics" / "baseline.json").exists()
 
 
