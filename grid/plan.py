@@ -2,9 +2,10 @@
 
 A stage run's key is a digest of the stage's name, the params it reads, the source
 of its code, the content of the external data it reads (ingest's images) and the keys
-of the runs that made its inputs — what DVC would compare. Cells that agree on all of that share the run: within a (regime,
-sweep point, seed) block every method gets the same ingest, baseline and error
-analysis, computed once; a rerun finds finished runs in the store and skips them.
+of the runs that made its inputs — what DVC would compare. Cells that agree on all of
+that share the run: within a (regime, sweep point, seed) block every method gets the
+same ingest, baseline and error analysis, computed once; a rerun finds finished runs
+in the store and skips them.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
     runs: dict[str, StageRun] = {}
     per_cell: dict[str, dict[str, str]] = {}
     made = producers()
-    contents: dict[tuple[str, str], str | None] = {}  # (stage, its key params) → digest of the external data it reads
+    contents: dict[tuple[str, str], str] = {}  # (stage, its key params) → digest of the external data it reads
     for cell in cells:
         keys: dict[str, str] = {}
         for name in stages_of(cell, score):
@@ -107,13 +108,13 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
                 raise RuntimeError(f"stage {name} reads {missing}, which no earlier stage of the cell writes")
             ident = {"stage": name, "params": _key_params(stage, cell.params),
                      "code": _code_digest(stage.code), "inputs": upstream}
-            memo = (name, canonical({k: v for k, v in ident["params"].items() if k != "seed"}))  # the seed picks, not reads
-            if memo not in contents:
-                try:
-                    contents[memo] = stage.content_digest(cell.params)
-                except (ValueError, FileNotFoundError) as err:  # a missing folder or class, an unreadable image
-                    raise GridError(f"{axes(cell)}: {str(err).removeprefix('params.yaml: ')}") from None
-            if contents[memo] is not None:  # the data's content, not its path (ingest)
+            if stage.content:  # the data's content, not its path (ingest); the seed picks images, it reads none
+                memo = (name, canonical({k: v for k, v in ident["params"].items() if k != "seed"}))
+                if memo not in contents:
+                    try:
+                        contents[memo] = stage.content_digest(cell.params)
+                    except (ValueError, FileNotFoundError) as err:  # a missing folder or class, an unreadable image
+                        raise GridError(f"{axes(cell)}: {str(err).removeprefix('params.yaml: ')}") from None
                 ident["content"] = contents[memo]
             key = hashlib.sha256(canonical(ident).encode()).hexdigest()[:20]
             keys[name] = key

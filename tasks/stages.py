@@ -51,10 +51,8 @@ class Stage:
         unused = {key for key, condition in self.read_if if not lookup(raw, condition)}
         return tuple(k for k in self.params if k not in unused)
 
-    def content_digest(self, raw: dict) -> str | None:
-        """A digest of the external data this run would read under ``raw`` (None: it reads none)."""
-        if not self.content:
-            return None
+    def content_digest(self, raw: dict) -> str:
+        """A digest of the external data this run would read under ``raw`` (for stages with ``content``)."""
         module, function = self.content.split(":")
         return getattr(importlib.import_module(module), function)(raw)
 
