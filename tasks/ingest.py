@@ -254,7 +254,8 @@ def _medmnist(params: IngestParams) -> Loaded:
 def _channels(images: np.ndarray, channels: str) -> np.ndarray:
     """(n, H, W) or (n, H, W, 3) uint8 → (n, C, H, W) float32 in [0, 1]: as stored for ``auto``; ``rgb`` repeats gray
     over 3 channels, ``gray`` takes the ITU-R 601-2 luma of colour (Pillow's ``convert("L")`` weights)."""
-    x = images.astype(np.float32) / 255.0
+    x = images.astype(np.float32)
+    x /= 255.0  # in place: a 224×224 file's float copy is large enough
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     if channels == "rgb" and x.shape[1] == 1:
         return np.repeat(x, 3, axis=1)

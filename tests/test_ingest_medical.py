@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from grid.outputs import status
@@ -21,7 +24,7 @@ from tasks.ingest import IngestParams, IngestPaths, run
 from tasks.layout import rooted
 from tasks.preflight import before_repro, check_data
 from tasks.source import source_digest
-from tests.pipeline_helpers import PROJECT
+from tests.pipeline_helpers import PROJECT, dvc_project, project_env
 from tests.test_preflight import project  # noqa: F401  (the fixture: `qaug run` with dvc repro replaced by a tripwire)
 
 SPLIT_VALUE = {"train": 40, "val": 120, "test": 200}  # every pixel of an image tells which of the file's splits it is from
@@ -301,3 +304,27 @@ def test_the_dermamnist_grid_names_the_files_it_needs(tmp_path, monkeypatch) -> 
     assert status(grid, tmp_path / "out")["stage_runs_done"] == 0  # planned: the key holds the file's content
     with pytest.raises(InputError, match=r"dermamnist_64.npz has MD5 [0-9a-f]{32}, not the published"):
         check_data(spec.cells()[0].params)  # what `qaug grid` checks before any work
+
+
+def test_dvc_reruns_ingest_when_the_npz_or_the_ground_truth_changes(tmp_path) -> None:
+    """``${ingest.root}`` is a file for medmnist (DVC hashes it) and the folder holding the CSV for csv."""
+    root = dvc_project(tmp_path / "project")
+    env = project_env()
+
+    def dvc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+    def use(**ingest) -> None:
+        raw = yaml.safe_load((root / "params.yaml").read_text())
+        raw["ingest"].update(ingest, train_per_class=2, val_per_class=1, test_per_class=1)
+        (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        assert dvc("repro", "--single-item", "ingest").returncode == 0 and dvc("status", "--json", "ingest").stdout.strip() == "{}"
+
+    npz = _npz(root / "data/raw/lesions_64.npz")
+    use(source="medmnist", root="data/raw/lesions_64.npz", classes=[0, 2])
+    _npz(npz, per_class=(5, 3, 4))
+    assert "data/raw/lesions_64.npz" in dvc("status", "--json", "ingest").stdout
+    isic = _isic(root / "data/raw")
+    use(source="csv", root="data/raw/isic", labels="truth.csv", classes=["NV", "MEL"])
+    _replace_line(isic, 2, "ISIC_0000000,0.0,1.0,0.0")
+    assert "data/raw/isic" in dvc("status", "--json", "ingest").stdout
