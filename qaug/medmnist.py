@@ -101,7 +101,6 @@ VOLUMES = ("organmnist3d", "nodulemnist3d", "adrenalmnist3d", "fracturemnist3d",
 class MedMNIST:
     """A checked MedMNIST file: per split, images (n, H, W) or (n, H, W, 3) uint8 and labels (n,) int64."""
 
-    path: Path
     flag: str | None  # None: a name that is not a published file (read without an MD5 to compare)
     images: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
@@ -129,21 +128,21 @@ def published(flag: str, size: int) -> str:
     return f"{RECORD}/files/{name}?download=1" + (f", MD5 {md5}" if md5 else "")
 
 
-def present(path: Path, where: str = "ingest.root") -> Path:
+def present(path: Path) -> Path:
     """``path``, or FileNotFoundError saying which file to put there and where to get it."""
     path = Path(path)
     if not path.is_file():
         flag, size = identify(path)
         what = (f"put {path.name} there (download: {published(flag, size)})" if flag in FLAGS else
                 f"put a MedMNIST .npz there (e.g. dermamnist_64.npz from {RECORD})")
-        raise FileNotFoundError(f"MedMNIST file {path} ({where}) not found; {what}")
+        raise FileNotFoundError(f"MedMNIST file {path} (ingest.root) not found; {what}")
     return path
 
 
-def read(path: Path, where: str = "ingest.root") -> MedMNIST:
+def read(path: Path) -> MedMNIST:
     """The file at ``path``, checked: exists, its MD5 when the name is a published file's, 2D single-label, the six
     arrays of the format with matching shapes. Raises FileNotFoundError / InputError naming the file and the fix."""
-    path = present(path, where)
+    path = present(path)
     flag, size = identify(path)
     if flag in VOLUMES:
         raise InputError(f"{path} is a 3D MedMNIST file (volumes, not images); use a 2D flag such as dermamnist", path)
@@ -176,7 +175,7 @@ def read(path: Path, where: str = "ingest.root") -> MedMNIST:
         top = max(int(v.max(initial=0)) for v in labels.values())
         if top >= len(FLAGS[flag].labels):
             raise InputError(f"{path}: label {top} is not one of {flag}'s {len(FLAGS[flag].labels)} classes", path)
-    return MedMNIST(path, flag, images, labels)
+    return MedMNIST(flag, images, labels)
 
 
 def _multi_label(path: Path, columns: int) -> str:
