@@ -5,8 +5,9 @@ stage costs the previous outputs (``dvc checkout`` brings them back). ``qaug run
 flows and ``qaug grid`` call :func:`check` first (after ``qaug.params.read_mapping`` has read params.yaml:
 UTF-8, no key twice): it parses every stage's params, loads the data source (folder, class folders and
 every image readable, 8-bit, at least 8×8, under Pillow's decompression-bomb limit, without transparency:
-``qaug.images``; the torchvision root, the requested classes, at least two, each with images enough for
-train + val + test) and builds the quantum backend (the fake device exists; ``ibm:`` has an
+``qaug.images``; the torchvision root; a MedMNIST file's MD5, format and splits: ``qaug.medmnist``; a ground-truth
+CSV's rows and their images: ``qaug.ground_truth``; the requested classes, at least two, each with images enough
+for train + val + test) and builds the quantum backend (the fake device exists; ``ibm:`` has an
 account the service accepts and the device is there).
 """
 
@@ -42,7 +43,7 @@ def before_repro(raw: dict, root: Path = Path("."), force: bool = False) -> None
     ingest = stale is None or "ingest" in stale
     check(raw, root, data=ingest, backend=stale is None or bool(stale))
     data_root = parse_ingest(raw)[0].under(root).root
-    if ingest and not Path(data_root).is_dir():  # the folder and torchvision sources said so already; the embedded set reads nothing there
+    if ingest and not Path(data_root).exists():  # the other sources said so already; the embedded set reads nothing there
         raise FileNotFoundError(f"ingest.root {data_root} does not exist: dvc.yaml's ingest stage depends on that folder "
                                 f"(its content is part of what DVC compares), even for the embedded set; create it (mkdir -p {data_root})")
 

@@ -73,7 +73,8 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths", ("tasks/ingest.py", "qaug/data.py", "qaug/images.py"),
+    Stage("ingest", "tasks.ingest", ("seed", "ingest"), "IngestPaths",
+          ("tasks/ingest.py", "qaug/data.py", "qaug/images.py", "qaug/medmnist.py", "qaug/ground_truth.py"),
           external=("${ingest.root}", "requirements.lock"), content="tasks.source:digest"),
     Stage("train_baseline", "tasks.train_baseline", ("seed", "device", "baseline"), "BaselinePaths",
           ("tasks/train_baseline.py", *_DEVICE, *_HQCNN)),
