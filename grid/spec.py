@@ -237,11 +237,11 @@ def _sweep(value: Any, where: str) -> dict[str, tuple[Any, ...]]:
 
 
 def _check_cells(spec: GridSpec, where: str) -> None:
-    """Every axis value alone on the base, then every cell; every bad key is named, each with the axis that set it."""
+    """Every axis value alone on the base, then every cell; every problem is named once, with the axes that have it."""
     from tasks.quantum import QuantumParams
     from tasks.stages import check_params
 
-    errors: list[str] = []
+    found: dict[str, list[str]] = {}  # problem → the axes that have it (one line each: a base problem once, not per axis)
 
     def check(raw: dict, what: str) -> None:
         try:
@@ -251,9 +251,7 @@ def _check_cells(spec: GridSpec, where: str) -> None:
                 raise ParamsError(f"quantum.backend is {backend!r}; grids compare methods on the exact executor "
                                   "(compare backends with `qaug show --compare`)")
         except ParamsError as err:
-            message = f"{what}: {str(err).removeprefix('params.yaml: ')}"
-            if message not in errors:
-                errors.append(message)
+            found.setdefault(str(err).removeprefix("params.yaml: "), []).append(what)
 
     check(spec.base, "base params")
     for name, overrides in spec.regimes.items():
@@ -263,10 +261,18 @@ def _check_cells(spec: GridSpec, where: str) -> None:
             check(apply(spec.base, {key: v}), f"sweep.{key}={v!r}")
     for arm in spec.arms:
         check(apply(spec.base, arm.overrides), f"methods.{arm.name}" if not arm.control else f"control {arm.name}")
-    if not errors:  # combinations, once every axis is fine on its own
+    if not found:  # combinations, once every axis is fine on its own
         for cell in spec.cells():
             check(cell.params, f"cell {cell.label}")
-            if len(errors) >= 10:
+            if len(found) >= 10:
                 break
+    errors = [f"{_axes_text(whats)}: {problem}" for problem, whats in found.items()]
     if errors:
         raise GridError(f"{where}: " + ("\n  ".join(["", *errors]) if len(errors) > 1 else errors[0]))
+
+
+def _axes_text(whats: list[str]) -> str:
+    """The axes sharing one problem: the base alone when it has it (every axis inherits it), else the first few."""
+    if "base params" in whats:
+        return "base params"
+    return ", ".join(whats[:3]) + (f" and {len(whats) - 3} more" if len(whats) > 3 else "")

@@ -540,3 +540,16 @@ def test_too_few_images_for_a_regime_names_the_grid_file_regime_and_keys(tmp_pat
     missing = write_grid(tmp_path, {**SMALL, "regimes": {"gone": {"ingest": {"source": "folder", "root": str(tmp_path / "nope")}}}})
     with pytest.raises(GridError, match=rf"^{missing}: regimes.gone: image folder .*nope \(ingest.root\) does not exist"):
         command.run(missing, tmp_path / "out", "process", 1, None, progress=False)
+
+
+def test_a_problem_is_named_once_with_every_axis_that_has_it(tmp_path) -> None:
+    """A base that cannot work (here a missing weights file) was reported once per regime, sweep value, control and method."""
+    path = write_grid(tmp_path, {**SMALL, "params": {"evaluate": {"classifier": "resnet18", "weights": str(tmp_path / "nope.pth")}},
+                                 "regimes": {"a": {}, "b": {}}})
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value).count("evaluate.weights") == 1 and "small.yaml: base params: evaluate.weights" in str(err.value)
+    path = write_grid(tmp_path, {**SMALL, "regimes": {"r1": {"ingest.image_size": 4}, "r2": {"ingest.image_size": 4}, "ok": {}}})
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value).count("ingest.image_size must be") == 1 and "regimes.r1, regimes.r2: ingest.image_size" in str(err.value)
