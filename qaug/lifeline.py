@@ -4,10 +4,12 @@ What they start is mostly started by other code: Prefect's temporary server and 
 multiprocessing's resource tracker), Dask or Ray workers, ``dvc repro`` (in a session of its own) and its
 ``qaug stage``. A process group does not hold them (DVC and Ray start new sessions), PR_SET_PDEATHSIG reaches
 only a direct child and fires when the *thread* that started it ends, and a watchdog thread needs qaug's code
-in every process (uvicorn runs none). What they all keep is the environment: the main process puts a token in
-``QAUG_LIFELINE``, every process below it inherits it, and a guard process (in a session of its own, so the
+in every process (uvicorn runs none). What they keep is the environment: the main process puts a token in
+``QAUG_LIFELINE`` that every process below it inherits. A guard process (in a session of its own, so the
 terminal's signals and a kill of the group leave it alone) waits for the main process to end, then stops
-every process that carries the token: SIGTERM, a few seconds' grace, SIGKILL.
+every process that carries the token, and those it last saw below the main process (a process that renames
+itself, as Ray's agents do with setproctitle, overwrites its environment as /proc shows it; its parent may be
+gone first): SIGTERM, a few seconds' grace, SIGKILL.
 
 SIGINT (Ctrl-C), SIGTERM and SIGHUP make the main process stop them itself, then end by the same signal.
 Left to Prefect, its shutdown would wait for the running tasks (hours, for a long stage) and then for the
@@ -25,11 +27,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 ENV = "QAUG_LIFELINE"
-POLL = 0.2  # seconds between the guard's looks at its parent: how late the cleanup starts at worst
+POLL = 1.0  # seconds between the guard's looks at the main process's tree: how late the cleanup starts at worst
 GRACE = 5.0  # seconds a process has to end after SIGTERM (the Prefect server closes its database)
 SETTLE = 0.1  # a process in the middle of its exec shows no environment yet: a sweep looks twice before it ends
 ROUNDS = 3  # a process may start another while it is being stopped; one that outlives SIGKILL ends the sweep
@@ -85,7 +87,7 @@ def _install() -> dict:
 def _on_signal(signum: int, frame) -> None:
     """Stop what this process started, then end it by the same signal (a second one ends it at once)."""
     signal.signal(signum, signal.SIG_DFL)
-    stopped = sweep(_token)
+    stopped = sweep(_token, also=below(os.getpid(), leave_out=_guard.pid))
     print(f"qaug: {signal.Signals(signum).name}: stopped {len(stopped)} process(es) this run started", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os.kill(os.getpid(), signum)
@@ -105,11 +107,14 @@ def carrying(token: str) -> list:
     return found
 
 
-def sweep(token: str, grace: float = GRACE) -> list[str]:
-    """Stop every process carrying ``token``; returns what was stopped, as ``pid name`` strings."""
+def sweep(token: str, also: Sequence = (), grace: float = GRACE) -> list[str]:
+    """Stop every process carrying ``token`` and those of ``also`` still running (psutil knows a reused pid
+    from the process it saw); returns what was stopped, as ``pid name`` strings."""
     stopped: list[str] = []
     for _ in range(ROUNDS):
         procs = carrying(token)
+        procs += [p for p in _alive_only(also) if p not in procs]
+        also = ()
         if not procs:
             time.sleep(SETTLE)
             procs = carrying(token)
@@ -156,21 +161,39 @@ def _alive(proc) -> bool:
         return False
 
 
+def _alive_only(procs) -> list:
+    return [p for p in procs if _alive(p)]
+
+
 def _wait(procs: list, timeout: float) -> list:
     """Those of ``procs`` still alive after ``timeout`` seconds (or as soon as none is)."""
     deadline = time.monotonic() + timeout
-    while (procs := [p for p in procs if _alive(p)]) and time.monotonic() < deadline:
+    while (procs := _alive_only(procs)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return procs
 
 
+def below(pid: int, leave_out: int | None = None) -> list:
+    """The processes below ``pid`` now (none if it is gone), but ``leave_out``."""
+    import psutil
+
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if p.pid != leave_out]
+    except psutil.Error:
+        return []
+
+
 def guard(token: str) -> None:
     """The guard process: wait until the main process (the token's pid) is no longer its parent, then sweep.
-    Reparenting is how POSIX says a parent ended, and unlike a pid it cannot be reused meanwhile."""
+    Reparenting is how POSIX says a parent ended, and unlike a pid it cannot be reused meanwhile. Every
+    process ever seen below it counts, not the last look alone: while it dies, one below it may end first and
+    leave its children to init (Ray's raylet does; its agents, renamed, carry no readable token)."""
     parent = int(token.split(":")[0])
+    seen: dict = {}  # everything seen below it and still running: as it dies, its children may go first
     while os.getppid() == parent:
+        seen = {p.pid: p for p in _alive_only(seen.values())} | {p.pid: p for p in below(parent, leave_out=os.getpid())}
         time.sleep(POLL)
-    stopped = sweep(token)
+    stopped = sweep(token, also=list(seen.values()))
     if stopped:
         print(f"qaug: process {parent} ended; stopped {len(stopped)} process(es) it had started: {', '.join(stopped)}",
               file=sys.stderr, flush=True)
