@@ -38,7 +38,7 @@ def _gone_within(procs: list[psutil.Process], seconds: float) -> list[str]:
     deadline = time.monotonic() + seconds
     while _alive(procs) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in _alive(procs)]
+    return [f"{p.pid} {_describe(p)[:120]}" for p in _alive(procs)]
 
 
 def _describe(p: psutil.Process) -> str:
@@ -48,9 +48,10 @@ def _describe(p: psutil.Process) -> str:
         return ""
 
 
-def _kill_when(cmd: list[str], cwd: Path, env: dict, ready: Callable[[list[str]], bool], limit: float = 600) -> list[psutil.Process]:
-    """Start ``cmd``; once its descendants' command lines satisfy ``ready``, snapshot them all, SIGKILL the main
-    process alone, and return the snapshot (the test then waits for it to go; a finally stops what is left)."""
+def _kill_when(cmd: list[str], cwd: Path, env: dict, ready: Callable[[list[str]], bool], sig: signal.Signals = signal.SIGKILL,
+               limit: float = 600) -> list[psutil.Process]:
+    """Start ``cmd``; once its descendants' command lines satisfy ``ready``, snapshot them all, send ``sig`` to
+    the main process alone, see it end, and return the snapshot (the test then waits for it to go)."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     main, snapshot = psutil.Process(proc.pid), []
     try:
@@ -62,8 +63,11 @@ def _kill_when(cmd: list[str], cwd: Path, env: dict, ready: Callable[[list[str]]
             if ready([_describe(p) for p in snapshot]):
                 break
             time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout=BOUND)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{cmd[3]} still running {BOUND:.0f} s after {sig.name}") from None
         return snapshot
     except BaseException:
         for p in [main, *snapshot]:
@@ -163,10 +167,12 @@ def test_a_killed_grid_leaves_neither_its_prefect_server_nor_its_workers(tmp_pat
     _assert_none_survive(snapshot)
 
 
-@pytest.mark.parametrize("command", ["flow", "run"])
-def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command) -> None:
+@pytest.mark.parametrize("command, sig", [("flow", signal.SIGKILL), ("run", signal.SIGKILL), ("flow", signal.SIGTERM)],
+                         ids=["flow-SIGKILL", "run-SIGKILL", "flow-SIGTERM"])
+def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command, sig) -> None:
     """``qaug flow`` (Prefect's temporary server) or ``qaug run`` (plain ``dvc repro``), killed while a stage runs:
-    train_baseline, made to run for many minutes (left alone, DVC and the stage would finish it)."""
+    train_baseline, made to run for many minutes (left alone, DVC and the stage would finish it; Prefect's own
+    SIGTERM handling would wait for it)."""
     root = dvc_project(tmp_path / "proj")
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["baseline"]["min_steps"] = 10**6
@@ -177,5 +183,5 @@ def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command) 
         server = command == "run" or any("uvicorn" in line and "prefect.server" in line for line in lines)
         return server and any("dvc repro" in line for line in lines) and any("qaug stage train_baseline" in line for line in lines)
 
-    snapshot = _kill_when([sys.executable, "-m", "qaug", command], root, env, stage_running)
+    snapshot = _kill_when([sys.executable, "-m", "qaug", command], root, env, stage_running, sig)
     _assert_none_survive(snapshot)
