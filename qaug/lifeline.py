@@ -94,7 +94,7 @@ def _on_signal(signum: int, frame) -> None:
 
 
 def carrying(token: str) -> list:
-    """This machine's processes (this user's: the others' environments are unreadable) that inherited ``token``."""
+    """This machine's processes that inherited ``token`` (of those whose environment it may read: the user's own)."""
     import psutil
 
     found = []
