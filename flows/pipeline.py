@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from flows.record import commit_results, push_data
 from flows.steps import publish_report, reproduce_stage
+from qaug.lifeline import stopping_first
 from qaug.params import ParamsError, load_params
 from qaug.repro import exclusive, pipeline_stages
 from tasks.preflight import before_repro
@@ -46,7 +47,7 @@ def pipeline(root: str = ".", force: bool = False, commit_branch: str | None = N
     run (dvc.lock, params, metrics and plots committed to ``commit_branch``) and ``dvc push`` its data.
     Returns each stage's outcome ("ran", "restored" from DVC's run cache, or "unchanged")."""
     outcome, done = {}, {}
-    with exclusive(Path(root)):  # first: a second run must not even probe DVC or the backend
+    with exclusive(Path(root)), stopping_first():  # first: a second run must not even probe DVC or the backend
         preflight(root, force)
         raw = load_params(Path(root) / "params.yaml")
         for name, upstream in pipeline_stages(Path(root)):

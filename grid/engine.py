@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from grid.plan import StageRun
 from grid.store import execute, is_done
+from qaug.lifeline import stopping_first
 from qaug.reproducible import pin
 
 Engine = Literal["process", "dask", "ray"]
@@ -127,7 +128,7 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
 
     spec, cells, runs, per_cell = load_plan(Path(grid_file))
     store = Path(out).resolve() / "store"  # workers of an existing cluster may run elsewhere: they need the full path
-    with GridProgress(spec.name, runs, per_cell, store, terminal=progress) as bar:
+    with stopping_first(), GridProgress(spec.name, runs, per_cell, store, terminal=progress) as bar:
         outcome = schedule(runs, store, in_flight, on_done=bar.advance)
     return finish(spec, cells, runs, per_cell, Path(out), outcome)
 

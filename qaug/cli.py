@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from qaug import __version__
+from qaug.lifeline import hold
 from qaug.reproducible import pin
 from qaug.settings import configure
 
@@ -363,6 +364,10 @@ def _gaussian(args: argparse.Namespace) -> int:
     return 0 if result["all_within_tolerance"] else 1
 
 
+# The commands whose processes (Prefect server and workers, DVC, stages) must not outlive them: qaug.lifeline.
+OWNERS = ("grid", "run", "flow")
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -448,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     gauss.set_defaults(func=_gaussian)
 
     args = parser.parse_args(argv)
+    if argv is None and args.command in OWNERS:  # this process is the command (not a caller's function call)
+        hold()
     configure(quiet_prefect=args.command == "grid")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("qaug").setLevel(logging.INFO)  # stages' own progress and outcomes (a Prefect run's log shows them)
