@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import gc
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ TARGETS: dict[str, list[str]] = {
     "grid/plan.py": ["tests/test_grid_keys.py", "tests/test_grid_outputs.py", *GRID_FILES],
     "grid/spec.py": ["tests/test_grid_spec.py", *GRID_FILES, "tests/test_grid_keys.py"],
     "grid/equal_steps.py": ["tests/test_grid_spec.py"],
-    "qaug/generation_metrics.py": ["tests/test_generation_metrics.py"],
+    "qaug/generation_metrics.py": ["tests/test_generation_metrics.py", "tests/test_generation_scores.py"],
     "tasks/merge.py": [*MIXING, "tests/test_merge.py"],
 }
 
@@ -334,12 +335,13 @@ def scratch_copy() -> Path:
     return tmp / "repo"
 
 
-def preload(scratch: Path) -> None:
-    """Import once, in this process, the third-party modules the tests use, so every forked mutant finds them loaded.
-    Project modules are left out: each child imports them afresh from the (mutated) scratch copy."""
-    env = dict(os.environ, PYTHONPATH=str(scratch))
-    code = ("import sys, json, pytest; from qaug.reproducible import pin; pin(); "
-            "import tests.conftest, grid.outputs, grid.report, grid.equal_steps, tasks.merge, qaug.generation_metrics, hypothesis; "
+def preload(scratch: Path, tests: list[str]) -> None:
+    """Import once, in this process, the third-party modules the tests use (those a first run of ``tests`` loads,
+    lazy imports included), so every forked mutant finds them loaded. Project modules are left out: each child
+    imports them afresh from the (mutated) scratch copy."""
+    env = dict(os.environ, PYTHONPATH=str(scratch), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    code = ("import sys, json, os, pytest; "
+            f"{tests!r} and pytest.main(['-q', '-p', 'no:cacheprovider', *{tests!r}]); "
             f"print(json.dumps([m for m in sys.modules if m.split('.')[0] not in {PROJECT_PACKAGES!r} and m != '__main__']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=scratch, env=env, capture_output=True, text=True, check=True)
     sys.path.insert(0, str(scratch))
@@ -354,10 +356,12 @@ def preload(scratch: Path) -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES]:
         del sys.modules[name]
     sys.path.remove(str(scratch))
+    gc.freeze()  # the children's collections skip everything loaded so far (a full one over torch's objects takes ~0.5 s)
 
 
-def run_tests(scratch: Path, tests: list[str], timeout: float) -> str:
-    """Run ``tests`` in a forked child on ``scratch``: "passed", "failed" or "timeout"."""
+def run_tests(scratch: Path, tests: list[str], timeout: float, trace: Path | None = None) -> str:
+    """Run ``tests`` in a forked child on ``scratch``: "passed", "failed" or "timeout". With ``trace`` (a module of
+    the copy), the lines of it that ran are written, as JSON, next to it (``<module>.lines``)."""
     pid = os.fork()
     if pid == 0:  # the child
         rc = 99
@@ -368,12 +372,18 @@ def run_tests(scratch: Path, tests: list[str], timeout: float) -> str:
             os.environ["PYTHONPATH"] = str(scratch)
             sys.dont_write_bytecode = True  # a mutant's module must never be read from an earlier mutant's .pyc
             os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # installed plugins (hydra's...) cost 2 s a run; the tests need none
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
             import pytest
 
-            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *tests])
+            if trace:
+                executed = _trace(str(trace))
+            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-W", "ignore::DeprecationWarning", *tests])
+            if trace:
+                sys.settrace(None)
+                Path(f"{trace}.lines").write_text(json.dumps(sorted(executed)))
         finally:
             os._exit(int(rc))
     deadline = time.monotonic() + timeout
@@ -391,16 +401,46 @@ def run_tests(scratch: Path, tests: list[str], timeout: float) -> str:
         time.sleep(0.02)
 
 
+def _trace(filename: str) -> set[int]:
+    """Record the lines of ``filename`` that run from now on (sys.settrace; calls elsewhere are not traced)."""
+    executed: set[int] = set()
+
+    def local(frame, event, arg):
+        if event == "line":
+            executed.add(frame.f_lineno)
+        return local
+
+    def calls(frame, event, arg):
+        if frame.f_code.co_filename == filename:
+            executed.add(frame.f_lineno)
+            return local
+        return None
+
+    sys.settrace(calls)
+    return executed
+
+
 def test_module(scratch: Path, module: str, mutants: list[Mutant], tests: list[str], lines: list[str]) -> None:
     original = (scratch / module).read_bytes()
+    if not tests:  # pytest would run the whole suite
+        for m in mutants:
+            m.outcome = "no effect" if m.effect else "survived"
+        print(f"  no fast test covers {module}: every mutant survives", flush=True)
+        return
     started = time.monotonic()
-    if run_tests(scratch, tests, 1800) != "passed":
+    if run_tests(scratch, tests, 1800, trace=scratch / module) != "passed":
         raise SystemExit(f"{module}: its tests fail on the unchanged copy ({' '.join(tests)}); fix that first")
     timeout = 3 * (time.monotonic() - started) + 20
+    executed = set(json.loads(Path(f"{scratch / module}.lines").read_text()))
     try:
         for i, m in enumerate(mutants, 1):
             if m.effect:
                 m.outcome = "no effect"
+                continue
+            if not executed & set(range(m.line, m.line + original[m.start:m.end].count(b"\n") + 1)):
+                m.outcome = "survived"  # no test runs the line: nothing to run
+                m.mutation += " (line not run by the tests)"
+                print(f"  survived {module}:{m.line}: {m.mutation}    | {m.source_line(lines)[:100]}", flush=True)
                 continue
             (scratch / module).write_bytes(original[: m.start] + m.replacement.encode() + original[m.end:])
             result = run_tests(scratch, tests, timeout)
@@ -449,7 +489,7 @@ def main() -> None:
 
     scratch = scratch_copy()
     try:
-        preload(scratch)
+        preload(scratch, sorted({t for module in plan for t in TARGETS[module] if (scratch / t.split("::")[0]).is_file()}))
         for module, mutants in plan.items():
             tests = [t for t in TARGETS[module] if (scratch / t.split("::")[0]).is_file()]
             print(f"{module}: {len(mutants)} mutants, tests {' '.join(sorted({t.split('::')[0] for t in tests}))}", flush=True)
@@ -473,7 +513,8 @@ def main() -> None:
     every = [m for ms in plan.values() for m in ms]
     detected, counted, pct = score(every)
     print(f"mutation score {pct:.1f}%: {detected} of {counted} mutants that matter killed, {len(every) - counted} without observable effect; "
-          f"survivors in {args.json}")
+          f"survivors in {args.json}", flush=True)
+    os._exit(0)  # skip the interpreter's teardown of the preloaded extensions (triton's complains of leaks)
 
 
 if __name__ == "__main__":
