@@ -4,6 +4,7 @@ params key it reads changes, or the key of a run it reads from does (taken from 
 from __future__ import annotations
 
 import copy
+from functools import cache
 from typing import Any
 
 import pytest
@@ -71,6 +72,11 @@ def cases() -> list[tuple[str, str]]:
             for key in leaves(_base(variant)) if key not in overrides]
 
 
+@cache
+def _base_keys(variant: str) -> dict[str, tuple[str, dict[str, str]]]:
+    return stage_keys(_base(variant))
+
+
 def _base(variant: str) -> dict:
     raw = BASE
     for key, value in VARIANTS[variant].items():
@@ -91,7 +97,7 @@ def test_every_grid_stage_and_every_key_the_stage_table_names_is_covered() -> No
 @pytest.mark.parametrize(("variant", "key"), cases())
 def test_a_run_key_changes_exactly_with_the_params_and_inputs_its_stage_reads(variant: str, key: str) -> None:
     raw = _base(variant)
-    before = stage_keys(raw)
+    before = _base_keys(variant)
     after = stage_keys(with_value(raw, key, changed(lookup(raw, key))))
     for stage, (key_before, upstream) in before.items():
         key_after, upstream_after = after[stage]
@@ -115,3 +121,75 @@ def test_inception_settings_are_in_the_generators_key_only_when_it_scores_over_t
 def test_a_key_no_stage_reads_changes_no_run_key() -> None:
     raw = with_value(BASE, "unread_section.value", 1)
     assert {s: k for s, (k, _) in stage_keys(raw).items()} == {s: k for s, (k, _) in stage_keys(BASE).items()}
+
+
+# --- the grid's own stages and how runs are named -------------------------------------------------------------
+
+
+def test_the_controls_own_stages_read_what_shapes_their_outputs() -> None:
+    """equal_steps: the baseline's settings, the judge's, and how many images were generated (n_gen or the ratio);
+    resnet_baseline: the judge's settings only."""
+    for key, equal_steps_reads, resnet_reads in (
+            ("augment.n_gen", True, False), ("merge.mixing_ratio", True, False), ("baseline.epochs", True, False),
+            ("evaluate.epochs", True, True), ("seed", True, True), ("device", True, True), ("augment.method", False, False),
+            ("filter.tau", False, False), ("ingest.image_size", True, True)):  # ingest: through the images they read
+        raw = _base("resnet")
+        before, after = stage_keys(raw), stage_keys(with_value(raw, key, changed(lookup(raw, key))))
+        assert (before["equal_steps"][0] != after["equal_steps"][0]) is equal_steps_reads, key
+        assert (before["resnet_baseline"][0] != after["resnet_baseline"][0]) is resnet_reads, key
+
+
+def test_which_stages_a_cell_needs() -> None:
+    from grid.plan import reference_stage, result_stage, stages_of
+
+    augment, none, steps = (Cell("r", (), arm, 0, BASE) for arm in ARMS)
+    assert stages_of(augment, True) == ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter",
+                                        "score_generated", "merge", "evaluate")
+    assert "score_generated" not in stages_of(augment, False)
+    assert stages_of(none, True) == ("ingest", "train_baseline") and stages_of(steps, True) == ("ingest", "equal_steps")
+    assert [result_stage(c) for c in (augment, none, steps)] == ["evaluate", "train_baseline", "equal_steps"]
+    resnet = Cell("r", (), ARMS[1], 0, _base("resnet"))
+    assert reference_stage(resnet) == result_stage(resnet) == "resnet_baseline" and stages_of(resnet, True) == ("ingest", "resnet_baseline")
+    no_section = Cell("r", (), ARMS[1], 0, {k: v for k, v in BASE.items() if k != "evaluate"})  # the default judge: the HQCNN
+    assert reference_stage(no_section) == "train_baseline"
+
+
+def test_runs_are_shared_within_a_seed_and_labelled_by_what_they_are_for() -> None:
+    def params(seed: int, arm: Arm) -> dict:
+        raw = with_value(with_value(BASE, "seed", seed), "filter.tau", 0.6)
+        return with_value(raw, "filter.beta", 0.2) if arm.name == "other" else raw
+
+    cells = [Cell("scarce", (("filter.tau", 0.6),), arm, seed, params(seed, arm)) for seed in (0, 1)
+             for arm in (*ARMS, Arm("other", "augment", {"filter.beta": 0.2}))]
+    runs, per_cell = plan(cells, score=False)
+    stages = [r.stage for r in runs.values()]
+    assert stages.count("ingest") == stages.count("train_baseline") == stages.count("analyze_errors") == 2
+    assert stages.count("equal_steps") == 2 and stages.count("train_generator") == 2  # "other" changes only filter onwards
+    assert stages.count("filter") == stages.count("merge") == stages.count("evaluate") == 4
+    by_label = {r.label for r in runs.values()}
+    assert "train_baseline · scarce · filter.tau=0.6 · seed 1" in by_label and "equal_steps · scarce · filter.tau=0.6 · seed 0" in by_label
+    assert "evaluate · m · scarce · filter.tau=0.6 · seed 0" in by_label
+    first = per_cell[cells[0].id]
+    assert runs[first["evaluate"]].upstream == tuple(dict.fromkeys(first[s] for s in ("merge", "ingest", "train_baseline")))
+    order = list(runs)
+    for key, run in runs.items():  # inputs come first
+        assert all(order.index(u) < order.index(key) for u in run.upstream)
+
+
+def test_a_stage_whose_inputs_no_earlier_stage_makes_is_refused(monkeypatch) -> None:
+    import grid.plan
+
+    monkeypatch.setattr(grid.plan, "stages_of", lambda cell, score: ("train_baseline",))
+    with pytest.raises(RuntimeError, match="stage train_baseline reads .*which no earlier stage of the cell writes"):
+        plan([Cell("r", (), ARMS[1], 0, BASE)], score=False)
+
+
+def test_the_code_digest_is_of_every_file_named_and_in_order() -> None:
+    import hashlib
+
+    from grid.plan import _code_digest
+
+    h = hashlib.sha256()
+    for p in ("grid/spec.py", "grid/stats.py"):
+        h.update(p.encode() + b"\0" + (PROJECT / p).read_bytes())
+    assert _code_digest(("grid/spec.py", "grid/stats.py")) == h.hexdigest() != _code_digest(("grid/stats.py", "grid/spec.py"))
