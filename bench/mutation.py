@@ -62,8 +62,36 @@ TARGETS: dict[str, list[str]] = {
 }
 
 # Mutants that cannot change a printed number, pairing or verdict, found by reading each survivor:
-# (module, text on the mutated line, mutation) → why. Keep this short and the reasons checkable.
+# (module, text on the mutated line, mutation or "*" for any) → why. Keep this short and the reasons checkable.
+_TOLERANCE = "a rounding tolerance moved by a factor of 2: only spreads within 2x of 1e-12 of the mean (float noise) read differently"
+_TIE = "differs only when two floats are exactly equal (a power or sd landing exactly on its threshold), which no data gives"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 2e-12"): _TOLERANCE,
+    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 5e-13"): _TOLERANCE,
+    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1.0 → 2.0"): _TOLERANCE,
+    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "<= → <"): _TIE,
+    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "1e-12 → 2e-12"): _TOLERANCE,
+    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "1e-12 → 5e-13"): _TOLERANCE,
+    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "< → <="): _TIE,
+    ("grid/stats.py", "if power(effect, mid) >= target:", ">= → >"): _TIE,
+    ("grid/stats.py", "while power(effect, hi) < target:", "< → <="): _TIE,
+    ("grid/stats.py", "if not np.any(d != 0):", "if statement removed"):
+        "scipy.stats.wilcoxon (1.17) itself returns p = 1 when every difference is 0",
+    ("grid/stats.py", "if not np.any(d != 0):", "0 → 1"): "as above: the guard then always passes to scipy, which returns p = 1 for all-zero differences",
+    **{("grid/stats.py", "BCa degenerates on tiny or tied samples", m): "scipy 1.17's BCa gave finite bounds on every sample tried (all "
+       "2-4 seed samples of 0, 0.01, 0.03): the percentile fallback is not reached, so not taking it changes nothing"
+       for m in ("if statement removed", "and → or", "operand 1 of and dropped", "operand 2 of and dropped")},
+    ("grid/stats.py", 'method="percentile"', "*"): "the percentile fallback above, not reached",
+    ("grid/stats.py", 'return "better" if mean > 0 else "worse"', "> → >="): "a mean of exactly 0 has p = 1, never below 0.05",
+    ("grid/stats.py", "lo, hi = 2, 2", "2 → 3", 0): "lo is read only after the doubling loop sets it, or when 2 seeds already "
+                                                   "have the power (then the search returns hi = 2 whatever lo is)",
+    ("grid/stats.py", "lo, hi = 2, 2", "2 → 1", 0): "as above (and 1 pair has no t test: its power is NaN, so the search moves past it)",
+    ("grid/stats.py", "lo, hi = hi, min(hi * 2, MAX_SEEDS)", "2 → 3"): "a bracket grown 3x instead of 2x: the bisection finds the same "
+                                                                       "smallest count (power grows with the count)",
+    ("grid/plan.py", 'ident = {"stage": name', "entry 'stage' dropped"): "the store keeps runs under <stage>/<key>, and no two stages "
+                                                                          "share code files, params and inputs: the name never separates two runs",
+    ("grid/plan.py", "hexdigest()[:20]", "20 → 21"): "the run key's length: a folder name, 80 bits either way",
+    ("grid/plan.py", "hexdigest()[:20]", "20 → 19"): "the run key's length: a folder name, 76 bits instead of 80",
 }
 
 
@@ -318,11 +346,15 @@ def generate(module: str) -> list[Mutant]:
 
 
 def classify(mutants: list[Mutant]) -> None:
-    """Mark the known-equivalent mutants (``EQUIVALENT``) as having no observable effect."""
+    """Mark the known-equivalent mutants (``EQUIVALENT``) as having no observable effect. A key's optional fourth
+    element picks one of several identical mutations on a line (0: the leftmost)."""
+    seen: Counter = Counter()
     for m in mutants:
         line = (ROOT / m.module).read_text().splitlines()[m.line - 1]
-        for (module, text, mutation), why in EQUIVALENT.items():
-            if module == m.module and text in line and mutation == m.mutation:
+        nth = seen[(m.line, m.mutation)]
+        seen[(m.line, m.mutation)] += 1
+        for (module, text, mutation, *which), why in EQUIVALENT.items():
+            if module == m.module and text in line and mutation in (m.mutation, "*") and (not which or which[0] == nth):
                 m.effect = f"equivalent: {why}"
 
 

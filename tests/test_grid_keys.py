@@ -193,3 +193,53 @@ def test_the_code_digest_is_of_every_file_named_and_in_order() -> None:
     for p in ("grid/spec.py", "grid/stats.py"):
         h.update(p.encode() + b"\0" + (PROJECT / p).read_bytes())
     assert _code_digest(("grid/spec.py", "grid/stats.py")) == h.hexdigest() != _code_digest(("grid/stats.py", "grid/spec.py"))
+
+
+class _Recording(dict):
+    """A params mapping that notes which top-level keys are read."""
+
+    def __init__(self, raw: dict) -> None:
+        super().__init__(raw)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("stage", sorted(ALL_STAGES))
+def test_every_section_a_stage_parses_is_in_its_run_key(stage: str) -> None:
+    """What ``parse`` reads (down to sections) is what the stage table keys the run by, and nothing more."""
+    raw = _Recording(_base("scoring"))
+    ALL_STAGES[stage].parse(raw)
+    assert raw.read == {k.split(".")[0] for k in ALL_STAGES[stage].params}
+
+
+def test_editing_a_stages_code_reruns_it_and_what_reads_its_outputs(monkeypatch) -> None:
+    import grid.plan
+
+    before = _base_keys("hqcnn")
+    real = grid.plan._code_digest
+    monkeypatch.setattr(grid.plan, "_code_digest", lambda paths: real(paths) + ("edited" if "tasks/filter.py" in paths else ""))
+    after = stage_keys(_base("hqcnn"))
+    moved = {s for s in before if before[s][0] != after[s][0]}
+    assert moved == {"filter", "score_generated", "merge", "evaluate"}  # filter's code; the others read its outputs
+
+
+def test_every_run_is_labelled_by_stage_and_only_per_arm_runs_by_arm() -> None:
+    """The runs every arm of a seed shares (or the controls' own) carry no arm name; the others the first arm using them."""
+    per_seed = {"ingest", "train_baseline", "analyze_errors", "equal_steps", "resnet_baseline"}
+    cells = [Cell(regime, (), arm, 0, raw) for regime, raw in (("h", BASE), ("n", _base("resnet"))) for arm in ARMS]
+    runs, per_cell = plan(cells, score=True)
+    first = {}
+    for cell in cells:
+        for key in per_cell[cell.id].values():
+            first.setdefault(key, cell)
+    for key, run in runs.items():
+        arm = [] if run.stage in per_seed else [first[key].arm.name]
+        assert run.label == " · ".join([run.stage, *arm, first[key].regime, "seed 0"])
+    assert {r.stage for r in runs.values()} == set(ALL_STAGES)

@@ -37,6 +37,10 @@ def test_the_bootstrap_interval_is_scipys_bca_on_the_differences_seeded_by_the_c
         assert (r.boot_low, r.boot_high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), abs=1e-12)
     assert (paired(a, b).boot_low, paired(a, b).boot_high) == (paired(a, b, seed=0).boot_low, paired(a, b, seed=0).boot_high)
     assert paired(a, b).boot_low != paired(a, b, seed=5).boot_low
+    rng = np.random.default_rng(9)  # 40 seeds: the resampled means are nearly continuous, so each resample counts
+    a, b = rng.normal(0.8, 0.03, 40), rng.normal(0.79, 0.03, 40)
+    ref = sps.bootstrap((a - b,), np.mean, confidence_level=0.95, n_resamples=9999, method="BCa", rng=np.random.default_rng(0))
+    assert (paired(a, b).boot_low, paired(a, b).boot_high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), abs=1e-12)
 
 
 def test_two_seeds_are_enough_for_a_t_test() -> None:
