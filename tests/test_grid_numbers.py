@@ -175,7 +175,7 @@ def test_a_pair_with_every_seed_collapsed_is_reported_with_no_numbers() -> None:
 
 def test_only_metrics_both_arms_have_are_compared() -> None:
     records = ([record("none", s, {"accuracy": v, "rare_recall": v}) for s, v in enumerate(A["none"])]
-               + [record("qgan", s, {"accuracy": v}) for s, v in enumerate(A["qgan"])])
+               + [record("qgan", s, {"accuracy": v, "macro_f1": v}) for s, v in enumerate(A["qgan"])])
     assert [r["metric"] for r in comparisons(records)] == ["accuracy"]
 
 

@@ -32,15 +32,18 @@ def metrics(accuracy: float, **training) -> dict:
             "training": {"collapsed": False, "steps": 100, "images": 14} | training}
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """A grid whose every stage run is 'finished' in the store with numbers chosen here; the report is stubbed."""
+def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn"):
+    """A grid whose every stage run is 'finished' in the store with numbers chosen here; the report is stubbed.
+    Seed 3's judge-baseline collapsed (the HQCNN of train_baseline, or the ResNet evaluate trains beside the method);
+    under a ResNet judge the HQCNN of seed 2 collapsed too, which must not matter."""
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump({"base": str(PROJECT / "params.yaml"), "methods": ["gan1"], "seeds": len(SEEDS),
-                                    "controls": ["none", "duplicates", "equal-steps"], "score_generated": False}))
+                                    "controls": ["none", "duplicates", "equal-steps"], "score_generated": False,
+                                    "params": {"evaluate.classifier": classifier}}))
     spec, cells, runs, per_cell = load_plan(path)
     out = default_out(path)
     store = out.resolve() / "store"
+    resnet = classifier != "hqcnn"
     by_key = {}
     for cell in cells:
         for stage, key in per_cell[cell.id].items():
@@ -52,22 +55,29 @@ def folder(tmp_path, monkeypatch):
         if stage == "ingest":
             save_arrays(paths.train, images=np.zeros((14, 1, 2, 2), np.float32), labels=np.repeat(np.arange(3), TRAIN_COUNTS),
                         classes=np.array([0, 1, 2]))
-        elif stage in ("train_baseline", "equal_steps"):
+        elif stage in ("train_baseline", "equal_steps", "resnet_baseline"):
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-            collapsed = stage == "train_baseline" and cell.seed == 3  # seed 3's baseline collapsed
-            paths.metrics.write_text(json.dumps(metrics(acc if stage == "equal_steps" else ACCURACY["none"][cell.seed], collapsed=collapsed)))
+            collapsed = cell.seed == {"train_baseline": 2 if resnet else 3, "resnet_baseline": 3}.get(stage)
+            value = acc if stage == "equal_steps" else ACCURACY["none"][cell.seed]
+            paths.metrics.write_text(json.dumps(metrics(value, collapsed=collapsed)))
         elif stage == "evaluate":
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-            paths.metrics.write_text(json.dumps(metrics(acc, generated=6 + cell.seed, steps=140)))
+            paths.metrics.write_text(json.dumps(metrics(acc, generated=6 + cell.seed, steps=140,
+                                                        **({"baseline_collapsed": cell.seed == 3} if resnet else {}))))
         elif stage == "filter":
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-            paths.metrics.write_text(json.dumps({"accepted": 3, "needed": 4}))
+            paths.metrics.write_text(json.dumps({"accepted": min(cell.seed, 3), "needed": {0: 0, 1: 1}.get(cell.seed, 4)}))
         run_dir(store, run.stage, key).mkdir(parents=True, exist_ok=True)
         (run_dir(store, run.stage, key) / DONE).write_text(json.dumps({"seconds": 1.0 + i % 3}))
     published = []
     monkeypatch.setattr(grid.report, "write_report", lambda spec, summary, records: "<html>report</html>")
     monkeypatch.setattr(grid.report, "publish", lambda spec, summary, out: published.append(summary))
     return path, spec, cells, runs, per_cell, out, store, published
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    return make_folder(tmp_path, monkeypatch)
 
 
 def read_csv(path) -> list[dict]:
@@ -89,6 +99,12 @@ def test_finish_writes_the_pairs_the_stats_give(folder) -> None:
     assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3]
     assert float(row["mean"]) == pytest.approx(expected.mean, rel=1e-5) and float(row["p_t"]) == pytest.approx(expected.p_t, rel=1e-5)
     assert float(row["seeds_for_power"]) == expected.seeds_for_power
+    assert float(row["method_mean"]) == pytest.approx(np.mean([ACCURACY["gan1"][s] for s in keep]), rel=1e-5)
+    assert float(row["reference_mean"]) == pytest.approx(np.mean([ACCURACY["none"][s] for s in keep]), rel=1e-5)
+    assert float(row["p_holm"]) >= float(row["p_t"]) and row["verdict"] in ("better", "worse", "no significant difference")
+    assert (float(row["t_low"]), float(row["t_high"])) == pytest.approx((expected.t_low, expected.t_high), rel=1e-5)
+    assert (float(row["boot_low"]), float(row["boot_high"])) == pytest.approx((expected.boot_low, expected.boot_high), rel=1e-5)
+    assert float(row["sd"]) == pytest.approx(expected.sd, rel=1e-5) and float(row["p_wilcoxon"]) == pytest.approx(expected.p_wilcoxon, rel=1e-5)
     assert row["regime"] == "default" and row["point"] == "{}"
     rare = next(r for r in rows if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "rare_recall"))
     assert float(rare["method_mean"]) == pytest.approx(np.mean([ACCURACY["gan1"][s] / 2 for s in keep]), rel=1e-5)
@@ -106,7 +122,9 @@ def test_cell_records_and_the_tidy_table(folder) -> None:
     assert gan["metrics"]["accuracy"] == ACCURACY["gan1"][1] and gan["metrics"]["rare_recall"] == ACCURACY["gan1"][1] / 2
     assert gan["metrics"]["macro_f1"] == pytest.approx(ACCURACY["gan1"][1] - 0.1) and gan["metrics"]["recall/0"] == 0.9
     assert (gan["steps"], gan["train_images"], gan["collapsed"], gan["baseline_collapsed"]) == (140, 14, False, False)
-    assert gan["generation"] == {"generated": 7, "accepted_fraction": 0.75}
+    assert gan["generation"] == {"generated": 7, "accepted_fraction": 1.0}  # 1 accepted of 1 needed
+    fractions = {r["seed"]: r["generation"]["accepted_fraction"] for r in records.values() if r["arm"] == "gan1"}
+    assert fractions == {0: 0.0, 1: 1.0, 2: 0.5, 3: 0.75}  # seed 0 needed none: 0 of 0
     assert gan["samples"] == str(outputs(store, runs[gan["runs"]["filter"]]).figure.relative_to(out.resolve()))
     assert (gan["kind"], gan["control"], gan["regime"], gan["point"]) == ("augment", False, "default", {})
     none3 = next(r for r in records.values() if (r["arm"], r["seed"]) == ("none", 3))
@@ -177,6 +195,18 @@ def test_status_counts_finished_runs_and_cells(folder) -> None:
     assert s["cells_done"] == 12 and s["stage_runs_done"] == len(runs) - 1  # every arm of seed 0 needs that ingest
     assert s["per_stage"]["ingest"] == {"runs": len(SEEDS), "done": len(SEEDS) - 1}
     assert s["per_stage"]["train_baseline"] == {"runs": len(SEEDS), "done": len(SEEDS)}
+
+
+def test_under_a_resnet_judge_its_own_baselines_collapse_counts_not_the_hqcnns(tmp_path, monkeypatch) -> None:
+    path, spec, cells, runs, per_cell, out, store, _ = make_folder(tmp_path, monkeypatch, "resnet18")
+    finish(spec, cells, runs, per_cell, out, Outcome())
+    records = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    flags = {(r["arm"], r["seed"]): (r["collapsed"], r["baseline_collapsed"]) for r in records}
+    assert flags[("gan1", 3)] == (False, True) and flags[("gan1", 2)] == (False, False)  # the HQCNN of seed 2 is not the judge
+    assert flags[("none", 3)] == (True, None) and flags[("none", 2)] == (False, None)  # none is the ResNet baseline itself
+    row = next(r for r in read_csv(out / "comparisons.csv") if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "accuracy"))
+    assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3]
+    assert json.loads((out / "summary.json").read_text())["classifiers"] == ["resnet18"]
 
 
 def test_values_as_written() -> None:

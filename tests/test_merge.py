@@ -98,11 +98,12 @@ def test_too_many_generated_images_are_flagged_unless_a_ratio_asked_for_them(tmp
     with caplog.at_level(logging.WARNING, logger="qaug.merge"):
         run(MergeParams(), ChecksParams(), 0, paths)
     assert "more than the real ones" in caplog.text
-    caplog.clear()
-    paths = write_inputs(tmp_path, real=(6, 6, 6), accepted=(4, 4, 4))
-    with caplog.at_level(logging.WARNING, logger="qaug.merge"):
-        run(MergeParams(), ChecksParams(), 0, paths)
-    assert "more than the real ones" not in caplog.text
+    for real in ((6, 6, 6), (4, 4, 4)):  # fewer generated than real, and as many: no warning
+        caplog.clear()
+        paths = write_inputs(tmp_path, real=real, accepted=(4, 4, 4))
+        with caplog.at_level(logging.WARNING, logger="qaug.merge"):
+            run(MergeParams(), ChecksParams(), 0, paths)
+        assert "more than the real ones" not in caplog.text
 
 
 def test_images_of_another_size_are_refused_before_anything_is_written(tmp_path) -> None:
