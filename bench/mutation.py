@@ -90,6 +90,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
                                                                        "smallest count (power grows with the count)",
     ("grid/plan.py", 'ident = {"stage": name', "entry 'stage' dropped"): "the store keeps runs under <stage>/<key>, and no two stages "
                                                                           "share code files, params and inputs: the name never separates two runs",
+    ("grid/outputs.py", "summary = {", "entry 'arms' dropped", 0): "summary's first 'arms' (the arm names) is overwritten by the "
+                                                                   "second (arm_summaries) in the same dict literal: it never reaches summary.json",
     ("grid/plan.py", "hexdigest()[:20]", "20 → 21"): "the run key's length: a folder name, 80 bits either way",
     ("grid/plan.py", "hexdigest()[:20]", "20 → 19"): "the run key's length: a folder name, 76 bits instead of 80",
 }

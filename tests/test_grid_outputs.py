@@ -57,7 +57,7 @@ def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn"):
                         classes=np.array([0, 1, 2]))
         elif stage in ("train_baseline", "equal_steps", "resnet_baseline"):
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-            collapsed = cell.seed == {"train_baseline": 2 if resnet else 3, "resnet_baseline": 3}.get(stage)
+            collapsed = cell.seed == {"train_baseline": 2 if resnet else 3, "resnet_baseline": 3, "equal_steps": 1}.get(stage)
             value = acc if stage == "equal_steps" else ACCURACY["none"][cell.seed]
             paths.metrics.write_text(json.dumps(metrics(value, collapsed=collapsed)))
         elif stage == "evaluate":
@@ -68,7 +68,7 @@ def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn"):
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
             paths.metrics.write_text(json.dumps({"accepted": min(cell.seed, 3), "needed": {0: 0, 1: 1}.get(cell.seed, 4)}))
         run_dir(store, run.stage, key).mkdir(parents=True, exist_ok=True)
-        (run_dir(store, run.stage, key) / DONE).write_text(json.dumps({"seconds": 1.0 + i % 3}))
+        (run_dir(store, run.stage, key) / DONE).write_text(json.dumps({"seconds": 1.04 + 0.33 * (i % 3)}))
     published = []
     monkeypatch.setattr(grid.report, "write_report", lambda spec, summary, records: "<html>report</html>")
     monkeypatch.setattr(grid.report, "publish", lambda spec, summary, out: published.append(summary))
@@ -89,8 +89,9 @@ def test_finish_writes_the_pairs_the_stats_give(folder) -> None:
     path, spec, cells, runs, per_cell, out, store, published = folder
     outcome = Outcome(executed=list(runs)[:3], reused=list(runs)[3:], seconds=12.34)
     result = finish(spec, cells, runs, per_cell, out, outcome)
-    assert result["cells"] == result["cells_finished"] == 16 and result["wall_seconds"] == 12.3
-    assert result["executed"] == {runs[k].stage: 1 for k in list(runs)[:3]} or sum(result["executed"].values()) == 3
+    stages = [runs[k].stage for k in runs]
+    assert result == {"grid": "g", "cells": 16, "cells_finished": 16, "wall_seconds": 12.3, "failed": {}, "blocked": [],
+                      "executed": {s: stages[:3].count(s) for s in stages[:3]}, "reused": {s: stages[3:].count(s) for s in stages[3:]}}
     rows = read_csv(out / "comparisons.csv")
     assert list(rows[0]) == list(COMPARISON_COLUMNS)
     row = next(r for r in rows if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "accuracy"))
@@ -153,9 +154,11 @@ def test_summary_counts_seconds_and_collapses(folder) -> None:
     assert (summary["cells"], summary["cells_finished"], summary["unfinished_cells"]) == (16, 16, [])
     assert summary["seeds"] == list(SEEDS) and summary["arms"][0]["arm"] == "none" and summary["classifiers"] == ["hqcnn"]
     assert summary["sweep"] == {} and summary["regimes"] == ["default"] and summary["grid"] == "g"
+    assert summary["description"] == "" and summary["file"] == str(path) and {"python", "torch"} <= set(summary["environment"])
     collapsed = summary["collapsed"]
     assert {(c["cell"].split(" · ")[0], c["model"]) for c in collapsed} >= {(arm, "baseline") for arm in ("none", "duplicates", "gan1")}
-    assert all(c["cell"].endswith("seed 3") and c["regime"] == "default" and c["point"] == {} for c in collapsed)
+    assert {"cell": "equal-steps · default · seed 1", "regime": "default", "point": {}, "model": "equal-steps"} in collapsed
+    assert all(c["cell"].endswith(("seed 3", "seed 1")) and c["regime"] == "default" and c["point"] == {} for c in collapsed)
     seconds = {k: json.loads((run_dir(store, r.stage, k) / DONE).read_text())["seconds"] for k, r in runs.items()}
     per_stage = {}
     for k, r in runs.items():
@@ -180,6 +183,9 @@ def test_unfinished_cells_are_left_out_and_named(folder) -> None:
     assert result["cells_finished"] == 15
     summary = json.loads((out / "summary.json").read_text())
     assert summary["unfinished_cells"] == [gan0.label]
+    done = [json.loads((run_dir(store, r.stage, k) / DONE).read_text())["seconds"] for k, r in runs.items()
+            if r.stage == "evaluate" and k != evaluate.key]
+    assert summary["stage_seconds"]["evaluate"] == round(sum(done), 1)  # an unfinished run counts no time
     row = next(r for r in read_csv(out / "comparisons.csv") if (r["arm"], r["reference"], r["metric"]) == ("gan1", "duplicates", "accuracy"))
     assert int(row["n"]) == 2  # seeds 1 and 2 (3's baseline collapsed, 0 did not finish)
 
@@ -206,7 +212,8 @@ def test_under_a_resnet_judge_its_own_baselines_collapse_counts_not_the_hqcnns(t
     assert flags[("none", 3)] == (True, None) and flags[("none", 2)] == (False, None)  # none is the ResNet baseline itself
     row = next(r for r in read_csv(out / "comparisons.csv") if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "accuracy"))
     assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3]
-    assert json.loads((out / "summary.json").read_text())["classifiers"] == ["resnet18"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classifiers"] == ["resnet18"] and summary["arm_seconds"]["none"] == 0  # the ResNet baseline is shared
 
 
 def test_values_as_written() -> None:
