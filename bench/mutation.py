@@ -92,6 +92,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
                                                                           "share code files, params and inputs: the name never separates two runs",
     ("grid/outputs.py", "summary = {", "entry 'arms' dropped", 0): "summary's first 'arms' (the arm names) is overwritten by the "
                                                                    "second (arm_summaries) in the same dict literal: it never reaches summary.json",
+    ("grid/spec.py", "return {}", "returns None"): "_mapping's callers read None as empty too (flatten's `or {}`, the regimes' default)",
+    ("grid/spec.py", 'methods = doc.get("methods") or {}', "operand 2 of or dropped"): "no methods: None and {} get the same error",
+    ("grid/spec.py", "return {name: flatten(o or {})", "operand 2 of or dropped"): "flatten reads None as no overrides itself",
+    ("grid/spec.py", "elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:", "operand 3 of and dropped"):
+        "a count below 1 becomes an empty list, refused by the next check with the same error (only its 'got ...' differs)",
+    ("grid/spec.py", "elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:", "1 → 0"): "as above",
+    ("qaug/generation_metrics.py", "a.reshape(len(a), -1)", "1 → 2"): "numpy reads any negative size (-2 as -1) as 'the rest'",
+    ("qaug/generation_metrics.py", "np.tril(dist < near, k=-1)", "< → <="): _TIE,
     ("grid/plan.py", "hexdigest()[:20]", "20 → 21"): "the run key's length: a folder name, 80 bits either way",
     ("grid/plan.py", "hexdigest()[:20]", "20 → 19"): "the run key's length: a folder name, 76 bits instead of 80",
 }

@@ -54,6 +54,8 @@ def test_kid_averages_seeded_subsets_of_the_smaller_size() -> None:
     assert np.isfinite(whole)
     with pytest.raises(ValueError, match="at least 2"):
         kernel_inception_distance(a[:1], b)
+    big = rng.normal(size=(150, 4))
+    assert kernel_inception_distance(big, big + 0.3) == kernel_inception_distance(big, big + 0.3, subsets=10, subset_size=100, seed=0)
 
 
 def test_diversity_is_the_mean_over_distinct_pairs() -> None:
@@ -73,6 +75,8 @@ def test_duplicate_rates_exact_and_near_with_their_threshold() -> None:
     assert duplicate_rates(images[::-1].copy())["near"] == pytest.approx(0.4)  # each counted once, against any earlier sample
     assert duplicate_rates(np.zeros((0, 1, 2, 2))) == {"exact": 0.0, "near": 0.0}
     assert duplicate_rates(base) == {"exact": 0.0, "near": 0.0}
+    star = np.stack([np.full((1, 2, 2), v, np.float32) for v in (0.5, 0.485, 0.515)])  # both near the first, not each other
+    assert duplicate_rates(star)["near"] == pytest.approx(2 / 3)  # the later samples count, not the one they repeat
 
 
 def test_nearest_distances_mean_and_minimum() -> None:

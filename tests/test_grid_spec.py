@@ -101,7 +101,7 @@ def test_seed_forms(tmp_path, seeds, expected) -> None:
     assert load_grid(grid_file(tmp_path, {"seeds": seeds})).seeds == expected
 
 
-@pytest.mark.parametrize("seeds", [0, -1, True, [True], [-1], [1.5], [], "a..b", "1..", None])
+@pytest.mark.parametrize("seeds", [0, -1, True, [True], [-1], [0, -1], [1.5], [], "a..b", "1..", None])
 def test_bad_seeds_are_refused(tmp_path, seeds) -> None:
     with pytest.raises(GridError, match="seeds must be"):
         load_grid(grid_file(tmp_path, {"seeds": seeds}))
@@ -121,6 +121,8 @@ def test_bad_seeds_are_refused(tmp_path, seeds) -> None:
     ({"controls": ["none", 1]}, "controls must be a list"),
     ({"params": [1]}, "params must be a mapping"),
     ({"score_generated": 1}, "score_generated must be true or false"),
+    ({"regimes": {"r": {"seed": {"x": 1}}}}, "regimes.r sets seed"),
+    ({"params": {"filter.tau": 3}}, "base params: filter.tau"),
 ])
 def test_malformed_axes_are_named(tmp_path, doc, message) -> None:
     with pytest.raises(GridError) as err:
@@ -207,6 +209,7 @@ def test_resnet_epochs_by_hand() -> None:
     assert resnet_epochs(params, 300, 90) == (260, 26)  # 390 → 13
     assert resnet_epochs(params, 300, 0) == (200, 20)
     assert resnet_epochs(params, 100, 1) == (80, 20)  # 101 → 4 (a last batch of 5); 100 → 4
+    assert resnet_epochs(params, 70, 30) == (80, 27)  # 100 → 4; 70 → 3: 26.7 epochs, rounded up to reach the target
 
 
 def _equal_steps_inputs(root, n: int = 30):
@@ -235,6 +238,8 @@ def test_the_hqcnn_control_trains_for_the_augmented_models_steps(tmp_path, monke
     assert metrics["training"]["target_steps"] == steps(base, 42)
     out = equal_steps.run(base, EvaluateParams(), AugmentParams(n_gen=12), MergeParams(mixing_ratio=0.5), 7, "cpu", paths)
     assert out["target_steps"] == steps(base, 60)  # α = 0.5: as many generated as real, whatever n_gen says
+    raw = {"seed": 7, "device": "cpu", "baseline": {"epochs": 2, "min_steps": 10, "batch_size": 4}, "augment": {"n_gen": 12}}
+    assert equal_steps.main(raw, tmp_path)["target_steps"] == steps(base, 42)  # the stage's entry point: params.yaml → run
 
 
 def test_the_resnet_control_trains_for_the_augmented_resnets_steps(tmp_path, monkeypatch) -> None:

@@ -104,6 +104,11 @@ def test_too_many_generated_images_are_flagged_unless_a_ratio_asked_for_them(tmp
         with caplog.at_level(logging.WARNING, logger="qaug.merge"):
             run(MergeParams(), ChecksParams(), 0, paths)
         assert "more than the real ones" not in caplog.text
+    caplog.clear()
+    paths = write_inputs(tmp_path, real=(6, 6, 3), accepted=(10, 10, 10))
+    with caplog.at_level(logging.WARNING, logger="qaug.merge"):
+        assert run(MergeParams(mixing_ratio=0.6), ChecksParams(), 0, paths)["generated"] > 15  # asked for: no warning
+    assert "more than the real ones" not in caplog.text
 
 
 def test_images_of_another_size_are_refused_before_anything_is_written(tmp_path) -> None:
