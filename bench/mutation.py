@@ -10,9 +10,12 @@ number, a pairing or a verdict:
 * generated but classed "no observable effect" (counted apart, listed per reason): changes inside the message of
   a ``raise``, inside a logging or ``warnings`` call, and the short list ``EQUIVALENT`` below, each with its reason.
 
-Fast tests only: the end-to-end grid runs of tests/test_grid.py take minutes a mutant. Mutants run one at a
-time, each in a forked child of a process that has imported numpy, scipy, torch... once (a mutant costs
-about a second, not the six of a fresh interpreter), with a per-mutant timeout.
+Fast tests only (``TARGETS``): the end-to-end grid runs of tests/test_grid.py take minutes a mutant. Mutants run
+one at a time, each in a forked child of a process that has imported numpy, scipy, torch... once (a mutant costs
+a second or two, not the six of a fresh interpreter), with a per-mutant timeout (a timeout counts as killed). A
+mutant on a line no test runs (traced once per module) survives without being run. Equivalent mutants are
+matched by their line's text, so the list survives edits elsewhere in a module; a module edit can leave an
+entry unmatched (it then simply stops applying).
 
 Run: python bench/mutation.py [--only grid/stats.py ...] [--lines 40-80] [--json outputs/mutation-survivors.json]
 """
@@ -64,8 +67,8 @@ TARGETS: dict[str, list[str]] = {
 # Mutants that cannot change a printed number, pairing or verdict, found by reading each survivor:
 # (module, text on the mutated line, mutation or "*" for any) → why. Keep this short and the reasons checkable.
 _TOLERANCE = "a rounding tolerance moved by a factor of 2: only spreads within 2x of 1e-12 of the mean (float noise) read differently"
-_TIE = "differs only when two floats are exactly equal (a power or sd landing exactly on its threshold), which no data gives"
-EQUIVALENT: dict[tuple[str, str, str], str] = {
+_TIE = "differs only when two floats are exactly equal (a value landing exactly on its threshold), which no data gives"
+EQUIVALENT: dict[tuple, str] = {
     ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 2e-12"): _TOLERANCE,
     ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 5e-13"): _TOLERANCE,
     ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1.0 → 2.0"): _TOLERANCE,

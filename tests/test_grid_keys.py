@@ -68,8 +68,12 @@ def reads(stage: str, raw: dict, dotted: str) -> bool:
 
 
 def cases() -> list[tuple[str, str]]:
-    return [(variant, key) for variant, overrides in VARIANTS.items()
-            for key in leaves(_base(variant)) if key not in overrides]
+    """Every leaf of params.yaml, and a key params.yaml lacks in every section: a stage that reads a whole section is
+    keyed by all of it, one that reads some of its keys only by those."""
+    def keys(raw: dict) -> list[str]:
+        return leaves(raw) + [f"{name}.unlisted" for name, value in raw.items() if isinstance(value, dict)]
+
+    return [(variant, key) for variant, overrides in VARIANTS.items() for key in keys(_base(variant)) if key not in overrides]
 
 
 @cache

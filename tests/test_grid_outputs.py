@@ -14,7 +14,6 @@ import yaml
 import grid.report
 from grid.engine import Outcome
 from grid.outputs import COMPARISON_COLUMNS, _csv, _finite, default_out, finish, load_plan, status
-from grid.plan import StageRun
 from grid.stats import paired
 from grid.store import DONE, outputs, run_dir
 from qaug.io import save_arrays
@@ -221,4 +220,3 @@ def test_values_as_written() -> None:
     assert _csv([1, 2]) == "[1, 2]" and _csv({"a": 1}) == '{"a": 1}'
     assert _finite({"a": [1.0, math.nan, (math.inf, 2)], "b": -math.inf, "c": "x"}) == {"a": [1.0, None, [None, 2]], "b": None, "c": "x"}
     assert default_out(PROJECT / "grids" / "quick.yaml") == PROJECT / "grids" / "quick"
-    assert isinstance(StageRun("s", "k", {}, (), "l"), StageRun)
