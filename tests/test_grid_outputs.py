@@ -136,7 +136,7 @@ def test_cell_records_and_the_tidy_table(folder) -> None:
     assert list(rows[0]) == ["regime", "arm", "kind", "seed", "metric", "value", "collapsed"]
     value = next(r for r in rows if (r["arm"], r["seed"], r["metric"]) == ("gan1", "1", "accuracy"))
     assert float(value["value"]) == ACCURACY["gan1"][1] and value["collapsed"] == "False"
-    assert {r["collapsed"] for r in rows if r["seed"] == "3" and r["arm"] != "equal-steps"} == {"True"}
+    assert {r["collapsed"] for r in rows if r["seed"] == "3"} == {"True"}  # a collapsed baseline: every arm, equal-steps too
 
 
 def test_summary_counts_seconds_and_collapses(folder) -> None:
@@ -155,8 +155,10 @@ def test_summary_counts_seconds_and_collapses(folder) -> None:
     assert summary["sweep"] == {} and summary["regimes"] == ["default"] and summary["grid"] == "g"
     assert summary["description"] == "" and summary["file"] == str(path) and {"python", "torch"} <= set(summary["environment"])
     collapsed = summary["collapsed"]
-    assert {(c["cell"].split(" · ")[0], c["model"]) for c in collapsed} >= {(arm, "baseline") for arm in ("none", "duplicates", "gan1")}
-    assert {"cell": "equal-steps · default · seed 1", "regime": "default", "point": {}, "model": "equal-steps"} in collapsed
+    assert {(c["arm"], c["seed"], c["why"]) for c in collapsed if c["seed"] == 3} == {
+        (a.name, 3, "baseline collapsed") for a in spec.arms}  # every arm of the seed, equal-steps included
+    assert {"cell": "equal-steps · default · seed 1", "regime": "default", "point": {}, "arm": "equal-steps", "seed": 1,
+            "why": "equal-steps collapsed"} in collapsed
     assert all(c["cell"].endswith(("seed 3", "seed 1")) and c["regime"] == "default" and c["point"] == {} for c in collapsed)
     seconds = {k: json.loads((run_dir(store, r.stage, k) / DONE).read_text())["seconds"] for k, r in runs.items()}
     per_stage = {}
