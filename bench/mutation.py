@@ -93,8 +93,6 @@ EQUIVALENT: dict[tuple, str] = {
                                                                        "smallest count (power grows with the count)",
     ("grid/plan.py", 'ident = {"stage": name', "entry 'stage' dropped"): "the store keeps runs under <stage>/<key>, and no two stages "
                                                                           "share code files, params and inputs: the name never separates two runs",
-    ("grid/outputs.py", "summary = {", "entry 'arms' dropped", 0): "summary's first 'arms' (the arm names) is overwritten by the "
-                                                                   "second (arm_summaries) in the same dict literal: it never reaches summary.json",
     ("grid/spec.py", "return {}", "returns None"): "_mapping's callers read None as empty too (flatten's `or {}`, the regimes' default)",
     ("grid/spec.py", 'methods = doc.get("methods") or {}', "operand 2 of or dropped"): "no methods: None and {} get the same error",
     ("grid/spec.py", "return {name: flatten(o or {})", "operand 2 of or dropped"): "flatten reads None as no overrides itself",

@@ -80,7 +80,7 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
         "grid": spec.name, "description": spec.description, "file": str(spec.path),
         "cells": len(cells), "cells_finished": len(finished),
         "classifiers": sorted({c.params.get("evaluate", {}).get("classifier", "hqcnn") for c in cells}),
-        "seeds": list(spec.seeds), "regimes": list(spec.regimes), "arms": [a.name for a in spec.arms], "sweep": {k: list(v) for k, v in spec.sweep.items()},
+        "seeds": list(spec.seeds), "regimes": list(spec.regimes), "arm_names": [a.name for a in spec.arms], "sweep": {k: list(v) for k, v in spec.sweep.items()},
         "stage_runs": dict(Counter(r.stage for r in runs.values())),
         "executed": dict(Counter(runs[k].stage for k in outcome.executed)),
         "reused": dict(Counter(runs[k].stage for k in outcome.reused)),

@@ -152,6 +152,7 @@ def test_summary_counts_seconds_and_collapses(folder) -> None:
     assert summary["failed"] == {runs[list(runs)[0]].label: "boom"} and summary["blocked"] == [runs[list(runs)[1]].label]
     assert (summary["cells"], summary["cells_finished"], summary["unfinished_cells"]) == (16, 16, [])
     assert summary["seeds"] == list(SEEDS) and summary["arms"][0]["arm"] == "none" and summary["classifiers"] == ["hqcnn"]
+    assert summary["arm_names"] == [a.name for a in spec.arms]
     assert summary["sweep"] == {} and summary["regimes"] == ["default"] and summary["grid"] == "g"
     assert summary["description"] == "" and summary["file"] == str(path) and {"python", "torch"} <= set(summary["environment"])
     collapsed = summary["collapsed"]
