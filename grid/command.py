@@ -9,7 +9,8 @@ from typing import Iterator
 
 from grid.format import canonical
 from grid.plan import axes
-from grid.spec import GridError
+from grid.spec import GridError, load_grid
+from qaug.params import lookup
 from qaug.lock import held
 
 
@@ -45,6 +46,8 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     from grid.store import clean_partial, is_done
     from tasks.preflight import check_data
 
+    for cell in {canonical(c.params.get("ingest")): c for c in load_grid(grid_file).cells() if lookup(c.params, "ingest.download")}.values():
+        check_data(cell.params)  # a torchvision download first: the plan keys runs by the data as ingest will read it
     spec, cells, runs, per_cell = load_plan(grid_file)  # bad grid files fail here
     pending = {canonical(c.params.get("ingest")): c for c in cells if not is_done(out / "store", runs[per_cell[c.id]["ingest"]])}
     for cell in pending.values():  # each regime's data and classes still to ingest, before any work; errors name the regime

@@ -27,9 +27,10 @@ from tasks.stages import _GENERATORS, STAGES, Stage, _files, get
 # resnet_baseline: a ResNet grid's `none` control, the baseline ResNet that evaluate trains beside every method's.
 _EVALUATE = get("evaluate").code
 EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "device", "baseline", "evaluate", "augment.n_gen", "merge.mixing_ratio"),
-                    "EqualStepsPaths", _files("grid/equal_steps.py", *get("merge").code, *_GENERATORS, *_EVALUATE))
+                    "EqualStepsPaths", _files("grid/equal_steps.py", *get("merge").code, *_GENERATORS, *_EVALUATE),
+                    content="tasks.source:evaluate_weights")
 RESNET_BASELINE = Stage("resnet_baseline", "grid.resnet_baseline", ("seed", "device", "evaluate"), "ResNetBaselinePaths",
-                        ("grid/resnet_baseline.py", *_EVALUATE))
+                        ("grid/resnet_baseline.py", *_EVALUATE), content="tasks.source:evaluate_weights")
 ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS, RESNET_BASELINE)}
 _SHARED = ("ingest", "train_baseline", "analyze_errors", "equal_steps", "resnet_baseline")  # one run per (regime, point, seed)
 _AUGMENT = ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate")
@@ -42,6 +43,7 @@ class StageRun:
     params: dict[str, Any]  # the cell's full params (a stage reads only its own sections)
     upstream: tuple[str, ...]  # keys of the runs whose outputs this run reads
     label: str  # readable: "train_baseline · scarce10 · seed 3"
+    content: str | None = None  # the digest of the external data it reads, as planned (checked again after the run)
 
 
 def judged_by_resnet(cell: Cell) -> bool:
@@ -121,6 +123,6 @@ def plan(cells: list[Cell], score: bool) -> tuple[dict[str, StageRun], dict[str,
             if key not in runs:
                 tag = "" if name in _SHARED else cell.arm.name
                 label = " · ".join(filter(None, [name, tag, cell.regime, cell.point_label, f"seed {cell.seed}"]))
-                runs[key] = StageRun(name, key, cell.params, upstream, label)
+                runs[key] = StageRun(name, key, cell.params, upstream, label, ident.get("content"))
         per_cell[cell.id] = keys
     return runs, per_cell

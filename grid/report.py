@@ -171,6 +171,13 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def fewer(row: dict, arm: dict) -> str:
+    """A note when a comparison pairs fewer seeds than its arm's mean uses (the other arm's model collapsed on some):
+    its Δ is then not the difference of the two printed means."""
+    used = arm["seeds"] - arm["collapsed"]
+    return f" <small>({row['n']} of {used} seeds: {html.escape(row['excluded'])})</small>" if row["n"] != used and row.get("excluded") else ""
+
+
 def left_out_text(cells: list[dict]) -> str:
     """Which seeds the statistics of one group leave out and why: a collapsed baseline takes the seed out of every
     arm, a collapsed model out of its own arm and its comparisons."""
@@ -199,9 +206,9 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
         cells = [
             e(a["arm"]) + (" <small>(control)</small>" if a["control"] else ""), f"{a['seeds']} ({a['collapsed']})",
             f"{pts(m[metric]['mean'], False)} ± {pts(m[metric]['sd'], False)}" if metric in m else "—",
-            f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>" if none else "",
+            f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>{fewer(none, a)}" if none else "",
             ci(none, "boot") if none else "", pvalue(none["p_holm"]) if none else "",
-            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>" if dup else "", pvalue(dup["p_holm"]) if dup else "",
+            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>{fewer(dup, a)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
             power_seeds(none) if none else "",
             g("generated", 0), e(fidelity(m)), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]

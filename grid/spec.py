@@ -212,6 +212,7 @@ def _regimes(value: Any, where: str) -> dict[str, dict[str, Any]]:
 
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     """A list of seeds, a count N (seeds 0..N-1) or an inclusive range "A..B"."""
+    given = value
     if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*\.\.\s*\d+\s*", value):
         lo, hi = (int(v) for v in value.split(".."))
         value = list(range(lo, hi + 1))
@@ -219,7 +220,7 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
         value = list(range(value))
     if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         raise GridError(f"{where}: seeds must be a count N of at least 1 (seeds 0..N-1), a non-empty list of non-negative "
-                        f"integers or an inclusive range 'A..B', got {value!r}")
+                        f"integers or an inclusive range 'A..B' with A ≤ B, got {given!r}")
     if len(set(value)) != len(value):
         raise GridError(f"{where}: seeds has duplicates: {value}")
     return tuple(value)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from grid.plan import ALL_STAGES, StageRun, producers
-from qaug.io import write_json
+from qaug.io import InputError, write_json
 from qaug.reproducible import environment
 from tasks.layout import files, rooted
 
@@ -68,6 +68,9 @@ def execute(store: Path, run: StageRun, runs_by_key: dict[str, StageRun]) -> dic
         start = time.perf_counter()
         summary = stage.run(run.params, work)
         seconds = time.perf_counter() - start
+        if run.content is not None and stage.content_digest(run.params) != run.content:  # the key would name other data
+            raise InputError(f"{run.label}: the data it reads changed while the grid ran (after it was planned); nothing was "
+                             "stored: run `qaug grid` again, which keys the runs by the data as it is then")
         for rel in inputs:
             (work / rel).unlink()
         record = {"stage": run.stage, "key": run.key, "label": run.label, "summary": summary, "seconds": round(seconds, 2),

@@ -77,10 +77,12 @@ def stopping_first() -> Iterator[None]:
 
 
 def _install() -> dict:
-    """:func:`_on_signal` for SIGNALS; returns the handlers it replaced."""
+    """:func:`_on_signal` for SIGNALS the process does not ignore (``nohup`` ignores SIGHUP, a shell's background job
+    SIGINT: such a run must go on, as it did before); returns the handlers it replaced."""
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    for sig in SIGNALS:
-        signal.signal(sig, _on_signal)
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, _on_signal)
     return previous
 
 
@@ -88,8 +90,11 @@ def _on_signal(signum: int, frame) -> None:
     """Stop what this process started, then end it by the same signal (a second one ends it at once)."""
     signal.signal(signum, signal.SIG_DFL)
     stopped = sweep(_token, also=below(os.getpid(), leave_out=_guard.pid))
-    print(f"qaug: {signal.Signals(signum).name}: stopped {len(stopped)} process(es) this run started", file=sys.stderr, flush=True)
-    sys.stdout.flush()
+    try:  # the signal may have come in the middle of a write to these streams: a reentrant flush raises
+        print(f"qaug: {signal.Signals(signum).name}: stopped {len(stopped)} process(es) this run started", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+    except (OSError, RuntimeError, ValueError):
+        pass
     os.kill(os.getpid(), signum)
 
 

@@ -37,8 +37,9 @@ def check(raw: dict, root: Path = Path("."), data: bool = True, backend: bool = 
 
 
 def before_repro(raw: dict, root: Path = Path("."), force: bool = False) -> None:
-    """:func:`check` for what ``dvc repro`` will run: the data source only when ingest will run (prepared splits
-    pulled from a DVC remote need no raw data), the backend only when some stage will."""
+    """:func:`check` for what ``dvc repro`` will run: the data source only when ingest will run, the backend only
+    when some stage will. (ingest depends on ``${ingest.root}``: a clone that pulled the prepared splits but lacks
+    the raw data sees ingest as changed, and is asked for the data.)"""
     stale = None if force else stale_stages(root)
     ingest = stale is None or "ingest" in stale
     check(raw, root, data=ingest, backend=stale is None or bool(stale))

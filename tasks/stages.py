@@ -85,17 +85,20 @@ STAGES: tuple[Stage, ...] = (
           "GeneratorPaths",
           ("tasks/train_generator.py", *_DEVICE, "qaug/plots.py", "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py",
            *_GENERATORS),
-          read_if=(("metrics", "qgan.score_every"),)),  # Inception settings matter to training only when it scores
+          read_if=(("metrics", "qgan.score_every"),),  # Inception settings matter to training only when it scores
+          content="tasks.source:scoring_weights"),
     Stage("generate", "tasks.generate", ("seed", "device", "augment", "checks", "quantum"), "GeneratePaths",
           _files("tasks/generate.py", *_DEVICE, *_GENERATORS, *_CHECKS, *_BACKENDS), quantum="generator"),
     Stage("filter", "tasks.filter", ("seed", "device", "filter", "checks", "quantum"), "FilterPaths",
           _files("tasks/filter.py", *_DEVICE, "tasks/generate.py", "qaug/plots.py", *_GENERATORS, *_HQCNN, *_CHECKS, *_BACKENDS),
           quantum="generator"),
     Stage("score_generated", "tasks.score_generated", ("seed", "device", "metrics"), "ScorePaths",
-          ("tasks/score_generated.py", *_DEVICE, "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py")),
+          ("tasks/score_generated.py", *_DEVICE, "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py"),
+          content="tasks.source:inception_weights"),
     Stage("merge", "tasks.merge", ("seed", "merge", "checks"), "MergePaths", ("tasks/merge.py", "qaug/data.py", "qmodels/counts.py", *_CHECKS)),
     Stage("evaluate", "tasks.evaluate", ("seed", "device", "baseline", "evaluate", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", *_DEVICE, "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier"),
+          _files("tasks/evaluate.py", *_DEVICE, "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier",
+          content="tasks.source:evaluate_weights"),
 )
 NAMES = tuple(s.name for s in STAGES)
 

@@ -67,6 +67,7 @@ def digest(path: Path) -> str:
     ({"seeds": [0, 0]}, "seeds has duplicates"),
     ({"seeds": "a lot"}, "seeds must be a count N of at least 1"),
     ({"seeds": 0}, "seeds must be a count N of at least 1 (seeds 0..N-1), a non-empty list"),
+    ({"seeds": "5..2"}, "range 'A..B' with A ≤ B, got '5..2'"),
     ({"sweep": {"filter.tau": 0.5}}, "sweep.filter.tau must be a non-empty list"),
     ({"sweep": {"filter.tau": [0.5, 1.5]}}, "sweep.filter.tau=1.5: filter.tau must be in [0, 1]"),
     ({"score_generated": "yes"}, "score_generated must be true or false"),

@@ -112,3 +112,16 @@ def test_tidy_rows_carry_sweep_columns_and_the_collapse_flag() -> None:
     rows = tidy([r], ["filter.tau"])
     assert {row["metric"] for row in rows} == {"accuracy", "macro_f1", "steps", "train_images"}
     assert all(row["filter.tau"] == 0.6 and row["collapsed"] is True for row in rows)
+
+
+def test_a_comparison_pairing_fewer_seeds_than_its_arm_says_so() -> None:
+    from grid.report import fewer
+
+    records = grid_records()
+    for r in records:
+        if (r["arm"], r["seed"]) == ("duplicates", 2):
+            r["collapsed"] = True
+    rows = {(r["arm"], r["reference"]): r for r in comparisons(records) if r["metric"] == "accuracy"}
+    qgan = next(a for a in arm_summaries(records) if a["arm"] == "qgan")
+    assert fewer(rows[("qgan", "none")], qgan) == ""  # all five seeds, as qgan's mean
+    assert fewer(rows[("qgan", "duplicates")], qgan) == " <small>(4 of 5 seeds: seed 2: duplicates collapsed)</small>"

@@ -185,3 +185,20 @@ def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command, 
 
     snapshot = _kill_when([sys.executable, "-m", "qaug", command], root, env, stage_running, sig)
     _assert_none_survive(snapshot)
+
+
+def test_signals_the_process_ignores_stay_ignored() -> None:
+    """`nohup qaug grid …` ignores SIGHUP: logging out must not stop the run (the guard's handler would)."""
+    from qaug import lifeline
+
+    before = {sig: signal.getsignal(sig) for sig in lifeline.SIGNALS}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        replaced = lifeline._install()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is lifeline._on_signal
+        assert replaced[signal.SIGHUP] is signal.SIG_IGN
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

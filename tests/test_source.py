@@ -160,3 +160,56 @@ def test_dvc_status_shows_ingest_changed_after_an_image_changed(tmp_path) -> Non
     changed = status()
     assert list(changed) == ["ingest"] and "data/raw" in json.dumps(changed)
     assert dvc("repro", "--single-item", "ingest").returncode == 0 and status() == {}
+
+
+def test_a_file_rewritten_with_its_old_size_and_mtime_is_hashed_again(tmp_path) -> None:
+    """`cp -p`, `rsync -a --inplace` or an archive restore keep size and mtime (and may reuse the inode)."""
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"first")
+    st = f.stat()
+    first = fingerprint.file_hashes([f])[f]
+    f.write_bytes(b"other")  # in place: same inode, same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert fingerprint.file_hashes([f])[f] == hashlib.sha256(b"other").hexdigest() != first
+
+
+def test_a_run_whose_data_changed_after_planning_stores_nothing(tmp_path) -> None:
+    """The key holds the data as planned; an ingest that read other images must not be stored under it."""
+    from grid.store import execute, is_done
+    from qaug.io import InputError
+
+    images = tmp_path / "images"
+    colour_folder(images, per_class=34, size=8)
+    spec = load_grid(_grid_file(tmp_path, images, [0]))
+    runs, _ = plan(spec.cells(), False)
+    ingest = next(r for r in runs.values() if r.stage == "ingest")
+    _swap(images, "red", "green")  # between planning and running
+    with pytest.raises(InputError, match="the data it reads changed while the grid ran"):
+        execute(tmp_path / "store", ingest, runs)
+    assert not is_done(tmp_path / "store", ingest) and not list((tmp_path / "store" / "ingest").iterdir())
+
+
+def test_a_weights_file_replaced_at_the_same_path_reruns_the_stages_that_load_it_and_only_those(tmp_path) -> None:
+    """evaluate.weights and metrics.inception_weights are paths in params.yaml; the grid keys by the files' content."""
+    from tasks.stages import get
+
+    weights, inception = tmp_path / "resnet18.pth", tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"resnet one")
+    inception.write_bytes(b"inception one")
+    raw = tiny_params()
+    raw["evaluate"].update(classifier="resnet18", weights=str(weights))
+    raw["metrics"]["inception_weights"] = str(inception)
+    path = tmp_path / "g.yaml"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump({"base": str(tmp_path / "params.yaml"), "methods": {"proto": {"augment.method": "prototype"}},
+                                    "controls": ["none", "equal-steps"], "seeds": [0], "score_generated": True}))
+    spec = load_grid(path)
+    keys = lambda: {s: k for keys in plan(spec.cells(), True)[1].values() for s, k in keys.items()}
+    before = keys()
+    weights.write_bytes(b"resnet two")
+    after = keys()
+    assert {s for s in before if before[s] != after[s]} == {"evaluate", "resnet_baseline", "equal_steps"}
+    inception.write_bytes(b"inception two")
+    assert {s for s in after if after[s] != keys()[s]} == {"score_generated"}  # train_generator does not score here
+    assert get("train_generator").content_digest({**raw, "qgan": {**raw["qgan"], "score_every": 0}}) == "not scoring"
