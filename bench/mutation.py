@@ -48,16 +48,24 @@ GRID_FILES = [f"tests/test_grid.py::{t}" for t in (
     "test_shipped_grids_validate_and_pair_their_cells", "test_methods_of_a_seed_share_subsample_baseline_and_error_analysis",
     "test_inception_settings_retrain_generators_only_when_they_score_over_training")]
 STATS = ["tests/test_grid_stats.py", "tests/test_grid_results.py", "tests/test_grid_numbers.py"]
+# The fast tests of tests/test_source.py (digests and plans; the others run a grid and DVC) and tests/test_judge.py.
+SOURCE = [f"tests/test_source.py::{t}" for t in (
+    "test_a_relabelled_folder_changes_the_ingest_key_and_every_key_downstream_and_only_those",
+    "test_regimes_with_other_data_and_the_same_seed_get_their_own_ingest_runs",
+    "test_a_weights_file_replaced_at_the_same_path_reruns_the_stages_that_load_it_and_only_those")] + [
+    "tests/test_grid.py::test_too_few_images_for_a_regime_names_the_grid_file_regime_and_keys"]
+JUDGE = ["tests/test_judge.py::test_the_grid_report_shows_the_judge_and_the_seeds_it_could_not_judge"]
 MIXING = ["tests/test_hybridq_protocol.py::test_mixing_counts_follow_alpha_and_the_real_class_distribution",
           "tests/test_hybridq_protocol.py::test_mix_draws_each_class_without_replacement_and_names_a_shortfall"]
 
 # target module → the fast tests that cover it (files missing from a checkout are left out)
 TARGETS: dict[str, list[str]] = {
     "grid/stats.py": STATS,
-    "grid/results.py": ["tests/test_grid_results.py", "tests/test_grid_numbers.py", "tests/test_grid_outputs.py"],
-    "grid/format.py": ["tests/test_grid_numbers.py", "tests/test_grid_results.py", "tests/test_grid_outputs.py", "tests/test_grid_keys.py"],
-    "grid/outputs.py": ["tests/test_grid_outputs.py"],
-    "grid/plan.py": ["tests/test_grid_keys.py", "tests/test_grid_outputs.py", *GRID_FILES],
+    "grid/results.py": ["tests/test_grid_results.py", "tests/test_grid_numbers.py", "tests/test_grid_outputs.py", *JUDGE],
+    "grid/format.py": ["tests/test_grid_numbers.py", "tests/test_grid_results.py", "tests/test_grid_outputs.py", "tests/test_grid_keys.py",
+                       "tests/test_grid_stats.py"],
+    "grid/outputs.py": ["tests/test_grid_outputs.py", "tests/test_grid.py::test_too_few_images_for_a_regime_names_the_grid_file_regime_and_keys"],
+    "grid/plan.py": ["tests/test_grid_keys.py", "tests/test_grid_outputs.py", *GRID_FILES, *SOURCE],
     "grid/spec.py": ["tests/test_grid_spec.py", *GRID_FILES, "tests/test_grid_keys.py"],
     "grid/equal_steps.py": ["tests/test_grid_spec.py"],
     "qaug/generation_metrics.py": ["tests/test_generation_metrics.py", "tests/test_generation_scores.py"],
@@ -69,13 +77,19 @@ TARGETS: dict[str, list[str]] = {
 _TOLERANCE = "a rounding tolerance moved by a factor of 2: only spreads within 2x of 1e-12 of the mean (float noise) read differently"
 _TIE = "differs only when two floats are exactly equal (a value landing exactly on its threshold), which no data gives"
 EQUIVALENT: dict[tuple, str] = {
-    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 2e-12"): _TOLERANCE,
-    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1e-12 → 5e-13"): _TOLERANCE,
-    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "1.0 → 2.0"): _TOLERANCE,
-    ("grid/stats.py", "if sd <= 1e-12 * max(1.0, abs(mean))", "<= → <"): _TIE,
-    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "1e-12 → 2e-12"): _TOLERANCE,
-    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "1e-12 → 5e-13"): _TOLERANCE,
-    ("grid/stats.py", "mean = 0.0 if abs(mean) < 1e-12 else mean", "< → <="): _TIE,
+    ("grid/stats.py", "ZERO = 1e-12", "1e-12 → 2e-12"): _TOLERANCE,
+    ("grid/stats.py", "ZERO = 1e-12", "1e-12 → 5e-13"): _TOLERANCE,
+    ("grid/stats.py", "if sd <= ZERO * max(1.0, abs(mean))", "1.0 → 2.0"): _TOLERANCE,
+    ("grid/stats.py", "if sd <= ZERO * max(1.0, abs(mean))", "1.0 → 0.0"):
+        "the tolerance relative to |mean| instead of at least 1e-12: spreads of float noise (~1e-17) pass either way",
+    ("grid/stats.py", "if sd <= ZERO * max(1.0, abs(mean))", "<= → <"): _TIE,
+    ("grid/stats.py", "d[np.abs(d) < ZERO] = 0.0", "< → <="): _TIE,
+    ("grid/stats.py", "if abs(mean) < ZERO:", "< → <="): _TIE,
+    ("grid/format.py", "round(100 * float(x), 9)", "9 → 10"): "float noise (~1e-15 of a point) is removed at 8, 9 or 10 decimals alike; "
+                                                              "a value's 0.05-point boundary survives all three",
+    ("grid/format.py", "round(100 * float(x), 9)", "9 → 8"): "as above",
+    ("grid/plan.py", 'memo = (name, canonical({k: v for k, v in ident["params"].items() if k != "seed"}))', "filter condition dropped"):
+        "the seed in the memo's key only makes the digest computed once per seed instead of once: the same value, more time",
     ("grid/stats.py", "if power(effect, mid) >= target:", ">= → >"): _TIE,
     ("grid/stats.py", "while power(effect, hi) < target:", "< → <="): _TIE,
     ("grid/stats.py", "if not np.any(d != 0):", "if statement removed"):

@@ -96,7 +96,7 @@ def test_finish_writes_the_pairs_the_stats_give(folder) -> None:
     row = next(r for r in rows if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "accuracy"))
     keep = [0, 1, 2]  # seed 3's baseline collapsed: out of every pair with none
     expected = paired(np.array([ACCURACY["gan1"][s] for s in keep]), np.array([ACCURACY["none"][s] for s in keep]))
-    assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3]
+    assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3] and row["excluded"] == "seed 3: baseline collapsed"
     assert float(row["mean"]) == pytest.approx(expected.mean, rel=1e-5) and float(row["p_t"]) == pytest.approx(expected.p_t, rel=1e-5)
     assert float(row["seeds_for_power"]) == expected.seeds_for_power
     assert float(row["method_mean"]) == pytest.approx(np.mean([ACCURACY["gan1"][s] for s in keep]), rel=1e-5)
@@ -213,7 +213,7 @@ def test_under_a_resnet_judge_its_own_baselines_collapse_counts_not_the_hqcnns(t
     assert flags[("gan1", 3)] == (False, True) and flags[("gan1", 2)] == (False, False)  # the HQCNN of seed 2 is not the judge
     assert flags[("none", 3)] == (True, None) and flags[("none", 2)] == (False, None)  # none is the ResNet baseline itself
     row = next(r for r in read_csv(out / "comparisons.csv") if (r["arm"], r["reference"], r["metric"]) == ("gan1", "none", "accuracy"))
-    assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3]
+    assert int(row["n"]) == 3 and json.loads(row["excluded_seeds"]) == [3] and row["excluded"] == "seed 3: baseline collapsed"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["classifiers"] == ["resnet18"] and summary["arm_seconds"]["none"] == 0  # the ResNet baseline is shared
 

@@ -125,3 +125,11 @@ def test_a_comparison_pairing_fewer_seeds_than_its_arm_says_so() -> None:
     qgan = next(a for a in arm_summaries(records) if a["arm"] == "qgan")
     assert fewer(rows[("qgan", "none")], qgan) == ""  # all five seeds, as qgan's mean
     assert fewer(rows[("qgan", "duplicates")], qgan) == " <small>(4 of 5 seeds: seed 2: duplicates collapsed)</small>"
+
+
+def test_a_baseline_collapse_only_none_shows_still_drops_the_seed_from_equal_steps() -> None:
+    """No augmenting arm in the group to carry baseline_collapsed: the none cell (the baseline itself) says it."""
+    records = [record("none", s, a, collapsed=(s == 3)) for s, a in enumerate(NONE)]
+    records += [record("equal-steps", s, a) | {"kind": "equal-steps", "baseline_collapsed": None} for s, a in enumerate(DUP)]
+    steps = next(a for a in arm_summaries(records) if a["arm"] == "equal-steps")
+    assert steps["left_out"] == {"3": "baseline collapsed"} and steps["metrics"]["accuracy"]["n"] == 4

@@ -213,3 +213,22 @@ def test_a_weights_file_replaced_at_the_same_path_reruns_the_stages_that_load_it
     inception.write_bytes(b"inception two")
     assert {s for s in after if after[s] != keys()[s]} == {"score_generated"}  # train_generator does not score here
     assert get("train_generator").content_digest({**raw, "qgan": {**raw["qgan"], "score_every": 0}}) == "not scoring"
+
+
+def test_regimes_with_other_data_and_the_same_seed_get_their_own_ingest_runs(tmp_path) -> None:
+    """Two regimes reading two folders: each keyed by its own images (a digest shared by the seed would mix them up)."""
+    for name in ("a", "b"):
+        colour_folder(tmp_path / name, per_class=34, size=8)
+    raw = tiny_params()
+    raw["ingest"].update(source="folder", classes=["red", "green", "blue"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"base": str(tmp_path / "params.yaml"), "methods": {"proto": {"augment.method": "prototype"}},
+                                    "controls": ["none"], "seeds": [0], "score_generated": False,
+                                    "regimes": {"a": {"ingest.root": str(tmp_path / "a")}, "b": {"ingest.root": str(tmp_path / "b")}}}))
+    spec = load_grid(path)
+    ingest = lambda: {c.regime: keys["ingest"] for c, keys in zip(spec.cells(), plan(spec.cells(), False)[1].values())}
+    before = ingest()
+    (tmp_path / "b" / "red" / "0.png").write_bytes((tmp_path / "b" / "red" / "1.png").read_bytes())
+    after = ingest()
+    assert after["a"] == before["a"] and after["b"] != before["b"]
