@@ -554,3 +554,10 @@ def test_a_problem_is_named_once_with_every_axis_that_has_it(tmp_path) -> None:
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert str(err.value).count("ingest.image_size must be") == 1 and "regimes.r1, regimes.r2: ingest.image_size" in str(err.value)
+    five = {f"r{i}": {"ingest.image_size": 4} for i in range(1, 6)}
+    with pytest.raises(GridError) as err:
+        load_grid(write_grid(tmp_path, {**SMALL, "regimes": five}))
+    assert "regimes.r1, regimes.r2, regimes.r3 and 2 more: ingest.image_size" in str(err.value)
+    with pytest.raises(GridError) as err:
+        load_grid(write_grid(tmp_path, {**SMALL, "regimes": {k: v for k, v in list(five.items())[:3]}}))
+    assert "regimes.r1, regimes.r2, regimes.r3: ingest.image_size" in str(err.value)

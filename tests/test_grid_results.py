@@ -133,3 +133,22 @@ def test_a_baseline_collapse_only_none_shows_still_drops_the_seed_from_equal_ste
     records += [record("equal-steps", s, a) | {"kind": "equal-steps", "baseline_collapsed": None} for s, a in enumerate(DUP)]
     steps = next(a for a in arm_summaries(records) if a["arm"] == "equal-steps")
     assert steps["left_out"] == {"3": "baseline collapsed"} and steps["metrics"]["accuracy"]["n"] == 4
+
+
+def _scored(n: int, fidelity: float | None, fd: float, kid: float, diversity: float) -> dict:
+    return {"n": n, "label_fidelity": fidelity, "label_fidelity_note": None if fidelity is not None else "not measured",
+            "frechet_distance": fd, "kid": kid, "inception_fid": None, "diversity": diversity, "real_diversity": 0.4,
+            "duplicates": {"exact": 0.0, "near": 0.0}, "nearest_test": {"mean": 0.2, "min": 0.1}}
+
+
+def test_a_cell_takes_the_accepted_sets_scores_and_the_judge_from_score_generated() -> None:
+    from grid.results import generation_scores
+
+    accepted = _scored(30, None, 0.05, 0.007, 0.35) | {"per_class": {"0": _scored(20, 0.9, 0.04, 0.006, 0.3),
+                                                                     "2": _scored(10, None, 0.06, 0.008, 0.4)}}
+    candidates = _scored(90, 0.8, 0.5, 0.07, 0.3) | {"per_class": {}}
+    g = {"candidates": candidates, "accepted": accepted, "judge_test_accuracy": 0.91, "judge_recall_floor": 0.5,
+         "judge_test_recall": {"0": 0.95, "2": 0.3}, "unjudged_classes": {"2": "judge cannot recognise class 2"}}
+    scores, judge = generation_scores(g)
+    assert scores == {"label_fidelity": None, "frechet_distance": 0.05, "kid": 0.007, "diversity": 0.35, "judge_accuracy": 0.91}
+    assert judge == {"test_recall": {"0": 0.95, "2": 0.3}, "unjudged": ["2"], "floor": 0.5}

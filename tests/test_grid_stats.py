@@ -102,9 +102,10 @@ def test_numbers_print_the_same_wherever_they_appear_and_never_as_minus_zero() -
     assert power_seeds({"mean": 0.0003, "seeds_for_power": 9000}) == "—"  # the effect prints as 0.0
     assert power_seeds({"mean": 0.001, "seeds_for_power": 10_000}) == "> 10000"
     assert power_seeds({"mean": 0.0, "seeds_for_power": None}) == "—"
+    assert power_seeds({"mean": 0.03, "seeds_for_power": None}) == "—"  # no spread: not estimable
 
 
 def test_differences_of_float_noise_are_ties_for_wilcoxon_too() -> None:
-    method, reference = np.array([0.1 + 0.2, 0.5, 0.7]), np.array([0.3, 0.5, 0.7])
+    method, reference = np.full(5, 0.1 + 0.2), np.full(5, 0.3)  # 5.6e-17 apart on every seed: ranked, p would be 0.0625
     r = paired(method, reference)
     assert r.mean == 0.0 and r.p_wilcoxon == 1.0 and r.seeds_for_power is None
