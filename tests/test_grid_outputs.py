@@ -31,13 +31,21 @@ def metrics(accuracy: float, **training) -> dict:
             "training": {"collapsed": False, "steps": 100, "images": 14} | training}
 
 
-def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn"):
+def scored_set(n: int, fidelity: float) -> dict:
+    """One set of score_generated's metrics file, as tasks/score_generated.py writes it."""
+    one = {"n": n, "label_fidelity": fidelity, "label_fidelity_note": None, "frechet_distance": fidelity / 10, "kid": fidelity / 100,
+           "inception_fid": None, "diversity": fidelity / 2, "real_diversity": 0.4, "duplicates": {"exact": 0.0, "near": 0.0},
+           "nearest_test": {"mean": 0.2, "min": 0.1}}
+    return one | {"per_class": {"0": one}}
+
+
+def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn", score: bool = False):
     """A grid whose every stage run is 'finished' in the store with numbers chosen here; the report is stubbed.
     Seed 3's judge-baseline collapsed (the HQCNN of train_baseline, or the ResNet evaluate trains beside the method);
     under a ResNet judge the HQCNN of seed 2 collapsed too, which must not matter."""
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump({"base": str(PROJECT / "params.yaml"), "methods": ["gan1"], "seeds": len(SEEDS),
-                                    "controls": ["none", "duplicates", "equal-steps"], "score_generated": False,
+                                    "controls": ["none", "duplicates", "equal-steps"], "score_generated": score,
                                     "params": {"evaluate.classifier": classifier}}))
     spec, cells, runs, per_cell = load_plan(path)
     out = default_out(path)
@@ -63,6 +71,11 @@ def make_folder(tmp_path, monkeypatch, classifier: str = "hqcnn"):
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
             paths.metrics.write_text(json.dumps(metrics(acc, generated=6 + cell.seed, steps=140,
                                                         **({"baseline_collapsed": cell.seed == 3} if resnet else {}))))
+        elif stage == "score_generated":
+            paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+            paths.metrics.write_text(json.dumps({"candidates": scored_set(30, 0.5), "accepted": scored_set(10, 0.8 + cell.seed / 100),
+                                                 "judge_test_accuracy": 0.9 + cell.seed / 100, "judge_recall_floor": 0.5,
+                                                 "judge_test_recall": {"0": 0.95}, "unjudged_classes": {}}))
         elif stage == "filter":
             paths.metrics.parent.mkdir(parents=True, exist_ok=True)
             paths.metrics.write_text(json.dumps({"accepted": min(cell.seed, 3), "needed": {0: 0, 1: 1}.get(cell.seed, 4)}))
@@ -223,3 +236,16 @@ def test_values_as_written() -> None:
     assert _csv([1, 2]) == "[1, 2]" and _csv({"a": 1}) == '{"a": 1}'
     assert _finite({"a": [1.0, math.nan, (math.inf, 2)], "b": -math.inf, "c": "x"}) == {"a": [1.0, None, [None, 2]], "b": None, "c": "x"}
     assert default_out(PROJECT / "grids" / "quick.yaml") == PROJECT / "grids" / "quick"
+
+
+def test_a_cell_records_its_accepted_sets_scores_and_judge(tmp_path, monkeypatch) -> None:
+    path, spec, cells, runs, per_cell, out, store, _ = make_folder(tmp_path, monkeypatch, score=True)
+    finish(spec, cells, runs, per_cell, out, Outcome(seconds=1.0))
+    cell = next(json.loads(p.read_text()) for p in (out / "cells").glob("*.json") if json.loads(p.read_text())["arm"] == "gan1"
+                and json.loads(p.read_text())["seed"] == 2)
+    assert cell["generation"]["label_fidelity"] == pytest.approx(0.82) and cell["generation"]["judge_accuracy"] == pytest.approx(0.92)
+    assert cell["generation"]["frechet_distance"] == pytest.approx(0.082) and cell["generation"]["diversity"] == pytest.approx(0.41)
+    assert cell["judge"] == {"test_recall": {"0": 0.95}, "unjudged": [], "floor": 0.5}
+    rows = [r for r in read_csv(out / "results.csv") if (r["arm"], r["seed"]) == ("gan1", "2")]
+    assert {r["metric"]: float(r["value"]) for r in rows if r["metric"] in ("label_fidelity", "kid")} == pytest.approx(
+        {"label_fidelity": 0.82, "kid": 0.0082})
