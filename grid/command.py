@@ -46,9 +46,10 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     from grid.store import clean_partial, is_done
     from tasks.preflight import check_data
 
-    for cell in {canonical(c.params.get("ingest")): c for c in load_grid(grid_file).cells() if lookup(c.params, "ingest.download")}.values():
+    spec = load_grid(grid_file)  # bad grid files fail here (every cell's params are checked once)
+    for cell in {canonical(c.params.get("ingest")): c for c in spec.cells() if lookup(c.params, "ingest.download")}.values():
         check_data(cell.params)  # a torchvision download first: the plan keys runs by the data as ingest will read it
-    spec, cells, runs, per_cell = load_plan(grid_file)  # bad grid files fail here
+    spec, cells, runs, per_cell = load_plan(grid_file, spec)
     pending = {canonical(c.params.get("ingest")): c for c in cells if not is_done(out / "store", runs[per_cell[c.id]["ingest"]])}
     for cell in pending.values():  # each regime's data and classes still to ingest, before any work; errors name the regime
         try:

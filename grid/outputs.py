@@ -35,8 +35,9 @@ def default_out(grid_file: Path) -> Path:
     return grid_file.parent / grid_file.stem
 
 
-def load_plan(grid_file: Path) -> tuple[GridSpec, list[Cell], dict[str, StageRun], dict[str, dict[str, str]]]:
-    spec = load_grid(grid_file)
+def load_plan(grid_file: Path, spec: GridSpec | None = None) -> tuple[GridSpec, list[Cell], dict[str, StageRun], dict[str, dict[str, str]]]:
+    """The grid file's spec (``spec`` when the caller loaded and checked it already), cells and stage runs."""
+    spec = spec or load_grid(grid_file)
     cells = spec.cells()
     try:
         runs, per_cell = plan(cells, spec.score_generated)

@@ -73,9 +73,11 @@ def file_hashes(paths: Iterable[Path]) -> dict[Path, str]:
     with closing(db) if db is not None else nullcontext():
         for path in paths:
             key, stat = str(path.resolve()), _stat(path)
-            result[path] = _cached(db, key, stat) or _sha256(path)
-            fresh.append((key, stat, result[path]))
-        if db is not None:
+            cached = _cached(db, key, stat)
+            result[path] = cached or _sha256(path)
+            if cached is None:
+                fresh.append((key, stat, result[path]))
+        if db is not None and fresh:
             try:
                 with db:
                     db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", fresh)
