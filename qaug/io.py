@@ -88,9 +88,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 def write_metrics(path: str | os.PathLike, metrics: dict, device: Any = "cpu") -> Path:
     """A metrics file, with what its numbers depend on besides params, data and code (threads, CPU code paths,
     versions, the ``device`` the stage's models ran on: see qaug/reproducible.py)."""
+    from qaug.device import describe
     from qaug.reproducible import environment
 
-    return write_json(path, {**metrics, "environment": environment(device)})
+    return write_json(path, {**metrics, "environment": environment(describe(device))})
 
 
 def read_json(path: str | os.PathLike, *keys: str) -> Any:

@@ -57,14 +57,12 @@ def pin() -> None:
         torch.set_num_threads(1)
 
 
-def environment(device: "torch.device | str" = "cpu") -> dict:
-    """What a run's numbers depend on besides params, data and code (``device``: where the models ran);
-    identical across machines when pinned."""
+def environment(device: str = "cpu") -> dict:
+    """What a run's numbers depend on besides params, data and code (``device``: where the models ran, as
+    ``qaug.device.describe`` words it); identical across machines when pinned."""
     import numpy
     import qiskit
     import torch
-
-    from qaug.device import describe
 
     return {
         "reproducible": enabled(),
@@ -72,7 +70,7 @@ def environment(device: "torch.device | str" = "cpu") -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "default"),
-        "device": describe(device),
+        "device": device,
         "machine": platform.machine(),
         "python": ".".join(platform.python_version_tuple()[:2]),
         "torch": torch.__version__,

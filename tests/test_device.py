@@ -41,7 +41,7 @@ def test_a_device_this_machine_lacks_is_named_with_the_fix(spec, gpus, message) 
 def test_metrics_record_the_device_the_stage_used() -> None:
     assert device_of({"device": "cpu"}) == torch.device("cpu") and device_of({}) == resolve("auto")  # auto: the default
     assert environment()["device"] == describe() == "cpu"  # stages without a model: the CPU
-    assert environment(torch.device("cpu"))["device"] == "cpu"
+    assert environment(describe(torch.device("cpu")))["device"] == "cpu"
 
 
 def test_a_stage_on_cuda_asks_for_repeatable_kernels(monkeypatch) -> None:
