@@ -9,6 +9,7 @@ from typing import Iterator
 
 from grid.format import canonical
 from grid.plan import axes
+from grid.primaries import design
 from grid.spec import GridError, load_grid
 from qaug.params import lookup
 from qaug.lock import held
@@ -50,6 +51,7 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
     for cell in {canonical(c.params.get("ingest")): c for c in spec.cells() if lookup(c.params, "ingest.download")}.values():
         check_data(cell.params)  # a torchvision download first: the plan keys runs by the data as ingest will read it
     spec, cells, runs, per_cell = load_plan(grid_file, spec)
+    questions = design(spec)
     pending = {canonical(c.params.get("ingest")): c for c in cells if not is_done(out / "store", runs[per_cell[c.id]["ingest"]])}
     for cell in pending.values():  # each regime's data and classes still to ingest, before any work; errors name the regime
         try:
@@ -62,7 +64,9 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
             print(f"removed {removed} unfinished stage run(s) left by an interrupted grid")
         runner = task_runner(engine, workers, address)  # type: ignore[arg-type]
         where = address or f"{workers} local worker process(es)"
-        print(f"grid {spec.name}: {len(cells)} cells, {len(runs)} stage runs on {engine} ({where}, one torch thread each) → {out}")
+        waves = f" in waves of up to {', '.join(map(str, questions.plan))} seeds" if questions.looks > 1 else ""
+        print(f"grid {spec.name}: {'up to ' if waves else ''}{len(cells)} cells{waves}, {len(questions.primaries)} primary comparisons, "
+              f"{len(runs)} stage runs at most, on {engine} ({where}, one torch thread each) → {out}")
         return grid_flow.with_options(task_runner=runner)(name=spec.name, grid_file=str(grid_file), out=str(out), in_flight=workers + 1,
                                                           progress=progress)
 
@@ -76,31 +80,57 @@ def show(name: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def print_summary(summary: dict) -> None:
-    """Per regime (and sweep point): the headline metric's table, then the verdicts in words."""
+def print_summary(summary: dict, width: int = 100) -> None:
+    """The decisions (every primary comparison's verdict), then per regime the headline metric's arms (exploratory),
+    in tables that fit ``width`` columns."""
     from rich.console import Console
     from rich.table import Table
 
-    from grid.format import ci, pts, pvalue
+    from grid.decisions import verdict_text
+    from grid.format import ci, group_label, pts
     from grid.report import groups, headline, judges, verdicts
 
-    console = Console()
+    console = Console(width=min(width, Console().width))
     console.print(f"grid {summary['grid']}, judged by {judges(summary.get('classifiers', ['hqcnn']))}")
+    if summary.get("decisions"):
+        console.print(summary.get("family", ""))
+        table = Table(title=f"grid {summary['grid']} · decisions (percentage points)")
+        for col in ("comparison", "regime", "metric", "verdict", "seeds", "Δ [deciding CI]", "±δ", "P(better)"):
+            table.add_column(col, justify="left" if col in ("comparison", "regime", "metric", "verdict") else "right")
+        for d in summary["decisions"]:
+            p_better = d.get("p_better")
+            table.add_row(f"{d['arm']} vs {d['reference']}", group_label(d["regime"], d["point"]), d["metric"],
+                          verdict_text(d).split(":")[0], str(d["n"]), f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]",
+                          pts(d["margin"], False), "—" if p_better is None else f"{p_better:.2f}")
+        console.print(table)
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})
-        table = Table(title=f"grid {summary['grid']} · {label} · {metric} (percentage points)")
-        for col in ("arm", "seeds", "mean ± sd", "Δ vs none [95% CI]", "Holm p", "Δ vs dup. [95% CI]", "Holm p", "vs none"):
+        table = Table(title=f"{label} · {metric} (points; exploratory, unadjusted 95 % CIs)")
+        for col in ("arm", "seeds", "mean ± sd", "Δ vs none", "Δ vs duplicates"):
             table.add_column(col, justify="left" if col == "arm" else "right")
         for a in arms:
             rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
                     and r["arm"] == a["arm"] and r["metric"] == metric}
             m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
-            table.add_row(a["arm"], str(a["seeds"]) + (f" ({a['collapsed']} left out)" if a["collapsed"] else ""),
+            table.add_row(a["arm"], str(a["seeds"]) + (f" ({a['collapsed']} out)" if a["collapsed"] else ""),
                           f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
-                          f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
-                          f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
-                          none["verdict"] if none else "")
+                          f"{pts(none['mean'])} {ci(none)}" if none else "", f"{pts(dup['mean'])} {ci(dup)}" if dup else "")
         console.print(table)
         for s in sentences:
             console.print("• " + s)
+
+
+def status_text(info: dict) -> str:
+    """``qaug grid --status``: cells and stage runs done, the looks judged, each primary's verdict so far, the next wave."""
+    lines = [f"grid {info['grid']}: {info['cells_done']}/{info['cells']} cells, {info['stage_runs_done']}/{info['stage_runs']} stage runs done",
+             *(f"  {stage:16s} {v['done']:4d}/{v['runs']} done" for stage, v in info["per_stage"].items()),
+             f"waves {info['plan']}: {info['looks_judged']} look(s) judged"]
+    lines += [f"  {d['verdict']:12s} {d['comparison']} ({d['seeds']} seeds)" for d in info["decisions"]]
+    wave = info["next_wave"]
+    if wave is None:
+        lines.append("every look is judged: nothing left to run")
+    else:
+        cells = ", ".join(f"{what} ×{n}" for what, n in wave["cells_to_run"].items()) or "none (judged on the next run)"
+        lines.append(f"next: wave {wave['look']} (seeds up to {wave['seeds']}): {wave['stage_runs_to_run']} stage runs; cells to run: {cells}")
+    return "\n".join(lines)

@@ -1,6 +1,8 @@
 """The grid as one Prefect flow run whose stage runs are task runs, on local processes, Dask or Ray.
 
-The flow is the scheduler: a stage run is submitted once the runs that make its
+Seeds come in waves (grid.waves): the flow runs the first wave's cells, judges the primary comparisons, then runs
+the next wave's seeds only for arms with an open question, until all are decided or the plan ends. Within a wave
+the flow is the scheduler: a stage run is submitted once the runs that make its
 inputs have finished (``wait_for`` on their futures draws the real graph in the UI),
 so no worker ever sits waiting for another. Every worker process uses one torch
 thread: qaug's circuits are tiny, and intra-op threads that spin on them run 12–15×
@@ -74,6 +76,14 @@ class Outcome:
     blocked: list[str] = field(default_factory=list)  # keys not run because an input failed
     seconds: float = 0.0
 
+    def add(self, wave: "Outcome") -> None:
+        """A later wave's outcome into the grid's (a run reused by a wave but made by an earlier one is not reused)."""
+        self.reused += [k for k in wave.reused if k not in self.executed and k not in self.reused]
+        self.executed += wave.executed
+        self.failed |= wave.failed
+        self.blocked += wave.blocked
+        self.seconds += wave.seconds
+
 
 def schedule(runs: dict[str, StageRun], store: Path, in_flight: int, on_done=lambda run, ok: None) -> Outcome:
     """Run every unfinished stage run once its inputs exist; returns what ran, what was reused and what failed.
@@ -122,20 +132,32 @@ def schedule(runs: dict[str, StageRun], store: Path, in_flight: int, on_done=lam
 
 @flow(name="qaug-grid", flow_run_name="{name}", validate_parameters=False)
 def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress: bool = True) -> dict:
-    """Run (or resume) the grid, then write its tables and report and publish them as artifacts."""
-    from grid.outputs import finish, load_plan
+    """Run (or resume) the grid wave by wave, then write its verdicts, tables and report and publish them as artifacts."""
+    from grid.outputs import finish, finished_records, load_plan
+    from grid.primaries import design
     from grid.progress import GridProgress
+    from grid.waves import replay
 
     spec, cells, runs, per_cell = load_plan(Path(grid_file))
+    questions = design(spec)
     store = Path(out).resolve() / "store"  # workers of an existing cluster may run elsewhere: they need the full path
-    with stopping_first(), GridProgress(spec.name, runs, per_cell, store, terminal=progress) as bar:
-        outcome = schedule(runs, store, in_flight, on_done=bar.advance)
-    return finish(spec, cells, runs, per_cell, Path(out), outcome)
+    total = Outcome()
+    with stopping_first():
+        while not (state := replay(spec, questions, cells, finished_records(cells, runs, per_cell, store))).finished:
+            keys = {k for c in state.needed for k in per_cell[c.id].values()}
+            wave = {k: r for k, r in runs.items() if k in keys}  # plan order: inputs first
+            label = f"{spec.name} wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else spec.name
+            with GridProgress(label, wave, {c.id: per_cell[c.id] for c in state.needed}, store, terminal=progress) as bar:
+                outcome = schedule(wave, store, in_flight, on_done=bar.advance)
+            total.add(outcome)
+            if outcome.failed or outcome.blocked or not outcome.executed:  # a failure stops the plan: judge complete looks only
+                break
+    return finish(spec, cells, runs, per_cell, Path(out), total)
 
 
 @flow(name="qaug-grid-report", flow_run_name="{name}", validate_parameters=False)
 def report_flow(name: str, grid_file: str, out: str) -> dict:
-    """Tables and report from the cells finished so far, running nothing (e.g. while a long grid is still running)."""
+    """Verdicts, tables and report from the cells finished so far, running nothing (e.g. while a long grid is still running)."""
     from grid.outputs import finish, load_plan
 
     spec, cells, runs, per_cell = load_plan(Path(grid_file))

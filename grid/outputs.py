@@ -4,7 +4,8 @@
   generated-set scores, the stage-run keys it used);
 * ``results.csv``: the tidy table, a row per cell × metric;
 * ``comparisons.csv``: every method against ``none`` and ``duplicates``: paired mean
-  difference, t and bootstrap 95 % CIs, t / Wilcoxon / Holm-adjusted p, seeds for 80 % power, verdict;
+  difference, unadjusted t and bootstrap 95 % CIs, t / Wilcoxon p, d_z, P(better), seeds for 80 % power, and
+  whether it is a primary comparison (its verdict, margin and deciding interval) or exploratory;
 * ``summary.json``: the above per arm, stage-run counts (how many baselines were trained),
   where the time went, failures, the environment;
 * ``report.html``: one self-contained page (``grid.report``);
@@ -19,16 +20,21 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from grid.decisions import decision_rows, family_text, seeds_judged
+from grid.format import canonical
 from grid.plan import StageRun, plan
+from grid.pooled import pooled
+from grid.primaries import Design, design
 from grid.results import arm_summaries, cell_record, comparisons, left_out_cells, tidy
 from grid.spec import Cell, GridError, GridSpec, load_grid
 from grid.store import DONE, is_done, run_dir
+from grid.waves import Replay, open_arms, replay
 from qaug.reproducible import environment
 from qaug.io import write_bytes, write_csv, write_json
 
-COMPARISON_COLUMNS = ("regime", "point", "arm", "reference", "metric", "n", "method_mean", "reference_mean", "mean", "sd",
-                      "t_low", "t_high", "boot_low", "boot_high", "p_t", "p_wilcoxon", "p_holm", "seeds_for_power", "verdict", "excluded_seeds",
-                      "excluded")
+COMPARISON_COLUMNS = ("regime", "point", "arm", "reference", "metric", "role", "n", "method_mean", "reference_mean", "mean", "sd",
+                      "t_low", "t_high", "boot_low", "boot_high", "p_t", "p_wilcoxon", "d_z", "p_better", "p_better_low", "p_better_high",
+                      "seeds_for_power", "verdict", "margin", "decision_low", "decision_high", "decision_level", "excluded_seeds", "excluded")
 
 
 def default_out(grid_file: Path) -> Path:
@@ -38,6 +44,7 @@ def default_out(grid_file: Path) -> Path:
 def load_plan(grid_file: Path, spec: GridSpec | None = None) -> tuple[GridSpec, list[Cell], dict[str, StageRun], dict[str, dict[str, str]]]:
     """The grid file's spec (``spec`` when the caller loaded and checked it already), cells and stage runs."""
     spec = spec or load_grid(grid_file)
+    design(spec)  # primaries and margins: named errors before any work
     cells = spec.cells()
     try:
         runs, per_cell = plan(cells, spec.score_generated)
@@ -46,25 +53,40 @@ def load_plan(grid_file: Path, spec: GridSpec | None = None) -> tuple[GridSpec, 
     return spec, cells, runs, per_cell
 
 
+def finished_records(cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], store: Path) -> list[dict]:
+    """The record of every cell whose stage runs are all in the store."""
+    return [cell_record(c, per_cell[c.id], runs, store) for c in cells if all(is_done(store, runs[k]) for k in per_cell[c.id].values())]
+
+
 def status(grid_file: Path, out: Path) -> dict:
-    """How much of the grid has run: cells and stage runs finished, per stage."""
+    """How far the grid is: cells and stage runs finished, per stage; the looks judged, each primary's verdict so far,
+    and what the next wave will run (cells per arm, stage runs still to run)."""
     spec, cells, runs, per_cell = load_plan(grid_file)
-    store = out / "store"
+    questions, store = design(spec), out / "store"
     done = {k for k, r in runs.items() if is_done(store, r)}
     by_stage = Counter(r.stage for r in runs.values())
     done_by_stage = Counter(runs[k].stage for k in done)
+    state = replay(spec, questions, cells, finished_records(cells, runs, per_cell, store))
+    next_keys = {k for c in state.missing for k in per_cell[c.id].values() if k not in done}
     return {"grid": spec.name, "cells": len(cells), "cells_done": sum(all(k in done for k in keys.values()) for keys in per_cell.values()),
             "stage_runs": len(runs), "stage_runs_done": len(done),
-            "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()}}
+            "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()},
+            "plan": list(questions.plan), "looks_judged": state.judged,
+            "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0}
+                          for p, v in zip(questions.primaries, state.verdicts)],
+            "next_wave": None if state.finished else {
+                "look": state.judged + 1, "seeds": questions.plan[state.judged],
+                "cells_to_run": dict(Counter(f"{c.arm.name} · {c.regime}" for c in state.missing)), "stage_runs_to_run": len(next_keys)}}
 
 
 def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], out: Path, outcome) -> dict:
-    """Records of every finished cell → the tables, summary and report; publish them as Prefect artifacts."""
+    """Records of every finished cell → the verdicts, tables, summary and report; publish them as Prefect artifacts."""
     from grid.report import publish, write_report
 
+    questions = design(spec)
     store = out.resolve() / "store"
-    finished = [c for c in cells if all(is_done(store, runs[k]) for k in per_cell[c.id].values())]
-    records = [cell_record(c, per_cell[c.id], runs, store) for c in finished]
+    records = finished_records(cells, runs, per_cell, store)
+    finished_ids = {r["cell"] for r in records}
     for r in records:
         # sample paths relative to the grid's folder: the cell files are committed and read on other machines
         write_json(out / "cells" / f"{r['cell']}.json", {**r, **({"samples": os.path.relpath(r["samples"], out)} if r.get("samples") else {})})
@@ -74,25 +96,32 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     rows = tidy(records, sweep_keys)
     columns = ["regime", *sweep_keys, "arm", "kind", "seed", "metric", "value", "collapsed"]
     write_csv(out / "results.csv", columns, [[row[c] for c in columns] for row in rows])
-    compared = comparisons(records)
+    state = replay(spec, questions, cells, records)
+    compared = comparisons(records, seeds_judged(spec, questions, state))
+    decisions = decision_rows(questions, state, compared)
     write_csv(out / "comparisons.csv", COMPARISON_COLUMNS,
-              [[_csv(r[c]) for c in COMPARISON_COLUMNS] for r in compared])
+              [[_csv(r.get(c)) for c in COMPARISON_COLUMNS] for r in compared])
     summary = {
         "grid": spec.name, "description": spec.description, "file": str(spec.path),
-        "cells": len(cells), "cells_finished": len(finished),
+        "cells": len(cells), "cells_finished": len(records),
         "classifiers": sorted({c.params.get("evaluate", {}).get("classifier", "hqcnn") for c in cells}),
         "seeds": list(spec.seeds), "regimes": list(spec.regimes), "arm_names": [a.name for a in spec.arms], "sweep": {k: list(v) for k, v in spec.sweep.items()},
+        "design": {"plan": list(questions.plan), "looks_judged": state.judged, "finished": state.finished,
+                   "margins": questions.margins, "primaries": len(questions.primaries)},
+        "family": family_text(questions),
+        "decisions": decisions,
         "stage_runs": dict(Counter(r.stage for r in runs.values())),
         "executed": dict(Counter(runs[k].stage for k in outcome.executed)),
         "reused": dict(Counter(runs[k].stage for k in outcome.reused)),
         "failed": {runs[k].label: err for k, err in outcome.failed.items()},
         "blocked": [runs[k].label for k in outcome.blocked],
-        "unfinished_cells": [c.label for c in cells if c not in finished],  # failed, blocked, or not run yet
+        "unfinished_cells": [c.label for c in _still_needed(cells, finished_ids, spec, questions, state)],
         "wall_seconds": round(outcome.seconds, 1),
         "stage_seconds": _seconds(runs, store),
         "collapsed": left_out_cells(records),
         "arms": arm_summaries(records),
         "comparisons": compared,
+        "pooled": pooled(compared),
         "environment": environment(),
     }
     summary["arm_seconds"] = _arm_seconds(cells, runs, per_cell, store)
@@ -103,9 +132,20 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     return {k: summary[k] for k in ("grid", "cells", "cells_finished", "executed", "reused", "failed", "blocked", "wall_seconds")}
 
 
+def _still_needed(cells: list[Cell], finished: set[str], spec: GridSpec, questions: Design, state: Replay) -> list[Cell]:
+    """Unfinished cells the plan still wants: the current look's, not the later seeds of arms whose questions are decided."""
+    if state.finished:
+        return []
+    active = open_arms(questions, state.verdicts)
+    later = set(spec.seeds[:questions.plan[-1]])
+    return [c for c in cells if c.id not in finished and (c in state.needed or (c.seed in later and
+            (c.regime, canonical(dict(c.point)), c.arm.name) in active))]
+
+
 def _csv(value) -> object:
+    """An undefined statistic (NaN: no spread, too few seeds, a test that cannot reject) is an empty cell, as in summary.json."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.6g}" if math.isfinite(value) else ""
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return "" if value is None else value

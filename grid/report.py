@@ -1,9 +1,10 @@
 """The grid's report: one self-contained HTML file (plots and sample grids embedded, no network) and Prefect artifacts.
 
-Per regime and sweep point: a verdict in words, the methods' mean ± sd, paired
-differences against ``none`` and ``duplicates`` with 95 % CIs and Holm-adjusted p,
-generated-set scores next to the gain, collapsed runs listed apart, a plot with
-error bars and one sample grid per method.
+First the decisions: every primary comparison's verdict (better / worse / equivalent within ±δ / inconclusive at N)
+with the seeds it used, Δ and the interval that decided it, the margin, P(better) and d_z, and the pooled estimate
+across regimes. Then, per regime and sweep point (exploratory, unadjusted intervals): the methods' mean ± sd,
+paired differences against ``none`` and ``duplicates``, generated-set scores next to the gain, collapsed runs
+listed apart, a plot with error bars and one sample grid per method.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import math
 import statistics
 from pathlib import Path
 
+from grid.decisions import verdict_text
 from grid.format import artifact_key, ci, group_label, point_label, power_seeds, pts, pvalue
 from grid.spec import GridSpec
-from grid.stats import ALPHA
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+table{display:block;overflow-x:auto;max-width:100%;font-size:.9em}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.better{color:#080;font-weight:600}
-.worse{color:#b00;font-weight:600}.ns{color:#666}.samples img{max-width:16em;margin:.3em;border:1px solid #ddd}
+.worse{color:#b00;font-weight:600}.equivalent{color:#05a;font-weight:600}.ns{color:#666}
+.samples img{width:22em;margin:.3em;border:1px solid #ddd;cursor:zoom-in;image-rendering:pixelated}
+.samples img.big{width:min(90vw,60em);cursor:zoom-out}img{max-width:100%}
 figure{display:inline-block;margin:.3em}figcaption{font-size:.85em;text-align:center}"""
 
 
@@ -41,40 +45,41 @@ def groups(summary: dict) -> list[tuple[str, dict]]:
 
 
 def sentence(regime_label: str, arm: str, metric: str, vs_none: dict, vs_dup: dict | None) -> str:
-    """"In <regime>, <arm> changes <metric> by X [CI] points over the baseline (verdict); vs duplicates ..."."""
+    """Exploratory: "In <regime>, <arm> changes <metric> by X [unadjusted CI] points over the baseline; vs duplicates …"."""
     what = {"accuracy": "test accuracy", "rare_recall": "the rare class's recall", "macro_f1": "macro-F1",
             "macro_precision": "macro precision", "macro_recall": "macro recall"}.get(metric, metric)
-    words = {"better": "significantly better than", "worse": "significantly worse than", "no significant difference": "no significant difference from"}
     if vs_none["sd"] == 0:  # every seed moved alike: nothing to test, say what happened
         same = "gives exactly the baseline's" if vs_none["mean"] == 0 else f"moves by exactly {pts(vs_none['mean'])} points"
-        text = f"In {regime_label}, {arm} {same} {what} on every one of {vs_none['n']} seeds (no spread, no test)"
+        text = f"In {regime_label}, {arm} {same} {what} on every one of {vs_none['n']} seeds (no spread)"
     else:
         text = (f"In {regime_label}, {arm} changes {what} by {pts(vs_none['mean'])} points {ci(vs_none)} over the baseline "
-                f"({words[vs_none['verdict']]} it, Holm p = {pvalue(vs_none['p_holm'])}, {vs_none['n']} seeds)")
+                f"({vs_none['n']} seeds, unadjusted 95 % CI)")
     if vs_dup is not None and vs_dup["n"] < 2:
         text += "; against duplicating real images: fewer than 2 usable paired seeds"
     elif vs_dup is not None:
-        text += (f"; against duplicating real images: {pts(vs_dup['mean'])} points {ci(vs_dup)}, "
-                 f"{words[vs_dup['verdict']]} duplicates (Holm p = {pvalue(vs_dup['p_holm'])})")
+        text += f"; against duplicating real images: {pts(vs_dup['mean'])} points {ci(vs_dup)}"
     return text + "."
 
 
 def verdicts(summary: dict) -> list[tuple[str, list[str]]]:
-    """Plain-language verdicts per regime (and sweep point), methods first, then controls."""
+    """Per regime (and sweep point): the primary comparisons' verdicts in words, then the exploratory arms' estimates."""
     out = []
     for regime, point in groups(summary):
+        label = group_label(regime, point)
+        decided = [d for d in summary.get("decisions", []) if d["regime"] == regime and d["point"] == point]
+        lines = [f"{d['arm']} vs {d['reference']} ({d['metric']}): {verdict_text(d)}." for d in decided]
+        judged = {d["arm"] for d in decided}
         rows = [r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point]
         metric = headline({r["metric"] for r in rows})
-        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point and a["arm"] != "none"]
+        arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point and a["arm"] != "none" and a["arm"] not in judged]
         arms.sort(key=lambda a: a["control"])
-        lines = []
         for a in arms:
             find = {r["reference"]: r for r in rows if r["arm"] == a["arm"] and r["metric"] == metric}
             if "none" in find and find["none"]["n"] >= 2:
-                lines.append(sentence(group_label(regime, point), a["arm"], metric, find["none"], find.get("duplicates")))
+                lines.append("Exploratory: " + sentence(label, a["arm"], metric, find["none"], find.get("duplicates")))
             elif "none" in find:
-                lines.append(f"In {group_label(regime, point)}, {a['arm']}: fewer than 2 usable paired seeds, no test possible.")
-        out.append((group_label(regime, point), lines))
+                lines.append(f"Exploratory: in {label}, {a['arm']}: fewer than 2 usable paired seeds.")
+        out.append((label, lines))
     return out
 
 
@@ -102,12 +107,12 @@ def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
         return 0.0 if bound is None else 100 * abs(bound - deltas[n]["mean"])
 
     err = [[half(n, "low") for n in d_names], [half(n, "high") for n in d_names]]
-    colours = ["#080" if deltas[n]["verdict"] == "better" else "#b00" if deltas[n]["verdict"] == "worse" else "#888" for n in d_names]
+    colours = [{"better": "#080", "worse": "#b00", "equivalent": "#05a"}.get(deltas[n].get("verdict", ""), "#888") for n in d_names]
     for i, n in enumerate(d_names):
         right.errorbar([d[i]], [n], xerr=[[err[0][i]], [err[1][i]]], fmt="none", ecolor=colours[i], capsize=3)
     right.scatter(d, d_names, c=colours, zorder=3)
     right.axvline(0, color="#333", lw=0.8)
-    right.set_xlabel(f"Δ {metric} vs none (points), paired, 95 % CI")
+    right.set_xlabel(f"Δ {metric} vs none (points), paired, unadjusted 95 % CI")
     right.invert_yaxis()
     fig.tight_layout()
     buf = io.BytesIO()
@@ -136,11 +141,10 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>qaug grid {e(spec.name)}</title><style>{_CSS}</style></head><body>",
              f"<h1>qaug grid <code>{e(spec.name)}</code></h1>",
              f"<p>{e(spec.description)}</p>" if spec.description else "",
-             f"<p>{summary['cells_finished']} of {summary['cells']} cells finished · seeds {e(str(summary['seeds']))} · "
-             f"stage runs {e(str(summary['stage_runs']))} · a difference is called better or worse only when its Holm-adjusted "
-             f"paired-t p &lt; {ALPHA} (family: every comparison of the same metric in this grid). Differences are in "
-             f"percentage points; CIs are 95 %.</p>",
-             f"<p>Judged by: {e(judges(summary.get('classifiers', ['hqcnn'])))}.</p>"]
+             f"<p>{summary['cells_finished']} cells finished (of {summary['cells']} the plan allows) · "
+             f"stage runs {e(str(summary['stage_runs']))} · differences are in percentage points.</p>",
+             f"<p>Judged by: {e(judges(summary.get('classifiers', ['hqcnn'])))}.</p>",
+             _decision_table(summary), _pooled_table(summary.get("pooled", []))]
     verdict_map = dict(verdicts(summary))
     for regime, point in groups(summary):
         label = group_label(regime, point)
@@ -167,7 +171,8 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     if summary["failed"] or summary["blocked"]:
         parts.append("<h2>Failed stage runs</h2><ul>" + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in summary["failed"].items()) +
                      "".join(f"<li>{e(k)}: not run (an input failed)</li>" for k in summary["blocked"]) + "</ul>")
-    parts.append(f"<p><small>environment: {e(str(summary['environment']))}</small></p></body></html>")
+    parts.append(f"<p><small>environment: {e(str(summary['environment']))}</small></p>"
+                 "<script>for(const i of document.querySelectorAll('.samples img'))i.onclick=()=>i.classList.toggle('big')</script></body></html>")
     return "\n".join(parts)
 
 
@@ -188,10 +193,50 @@ def left_out_text(cells: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _decision_table(summary: dict) -> str:
+    """The primary comparisons: the grid's answers, with the family and the rule that controls its error."""
+    e, design = html.escape, summary.get("design")
+    if not design:
+        return ""
+    cols = ("comparison", "regime", "metric", "verdict", "seeds", "Δ [deciding CI]", "margin", "P(better) [bootstrap 95 %]", "d_z")
+    out = [f"<h2>Decisions</h2><p>{e(summary.get('family', ''))}</p><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
+    for d in summary["decisions"]:
+        level = f" ({1 - 2 * d['level']:.2%} t)" if d.get("level") else ""
+        vals = [f"{e(d['arm'])} vs {e(d['reference'])}", e(group_label(d["regime"], d["point"])), e(d["metric"]),
+                f"<span class='{e(d['verdict'])}'>{e(verdict_text(d).split(':')[0])}</span>", str(d["n"]),
+                f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]{level}", f"±{pts(d['margin'], False)}",
+                f"{_share(d.get('p_better'))} [{_share(d.get('p_better_low'))}, {_share(d.get('p_better_high'))}]",
+                "—" if d.get("d_z") is None else f"{d['d_z']:.2f}"]
+        out.append("<tr>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _share(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def _pooled_table(pooled: list[dict]) -> str:
+    """Exploratory: one random-effects estimate per method and reference over the regimes (headline metrics only)."""
+    shown = [r for r in pooled if r["metric"] in ("accuracy", "rare_recall")]
+    if not shown:
+        return ""
+    e = html.escape
+    cols = ("arm", "reference", "metric", "point", "regimes", "pooled Δ [95 % CI, HKSJ]", "τ (between regimes)")
+    out = ["<h2>Across regimes (exploratory)</h2><p>Random-effects meta-analysis of each regime's paired mean difference "
+           "(DerSimonian–Laird τ², Hartung–Knapp interval): the mean effect over regimes like these; unadjusted.</p><table><tr>"
+           + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
+    for r in shown:
+        vals = [r["arm"], r["reference"], r["metric"], point_label(r["point"]) or "—", ", ".join(r["regimes"]),
+                f"{pts(r['mean'])} [{pts(r['low'])}, {pts(r['high'])}]", pts(r["tau"], False)]
+        out.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
+    return "".join(out) + "</table>"
+
+
 def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
     e = html.escape
-    cols = ["arm", "seeds (left out)", f"{metric} mean ± sd", "Δ vs none [95 % t CI]", "bootstrap CI", "Holm p",
-            "Δ vs duplicates [95 % t CI]", "Holm p", "seeds for 80 % power (α 0.05, before Holm)", "generated", "label fidelity", "FD", "KID", "diversity"]
+    cols = ["arm", "seeds (left out)", f"{metric} mean ± sd", "Δ vs none [95 % t CI, unadjusted]", "P(better) vs none",
+            "Δ vs duplicates [95 % t CI, unadjusted]", "seeds for 80 % power (α 0.05, unadjusted)", "generated", "label fidelity",
+            "FD", "KID", "diversity"]
     out = ["<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
     for a in arms:
         m = a["metrics"]
@@ -199,7 +244,7 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
         none, dup = find.get("none"), find.get("duplicates")
 
         def cls(r):
-            return {"better": "better", "worse": "worse"}.get(r["verdict"], "ns") if r else ""
+            return {"better": "better", "worse": "worse", "equivalent": "equivalent"}.get(r.get("verdict", ""), "ns") if r else ""
 
         def g(k, digits=3):
             return f"{m[k]['mean']:.{digits}f}" if k in m else "—"
@@ -207,8 +252,8 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
             e(a["arm"]) + (" <small>(control)</small>" if a["control"] else ""), f"{a['seeds']} ({a['collapsed']})",
             f"{pts(m[metric]['mean'], False)} ± {pts(m[metric]['sd'], False)}" if metric in m else "—",
             f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>{fewer(none, a)}" if none else "",
-            ci(none, "boot") if none else "", pvalue(none["p_holm"]) if none else "",
-            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>{fewer(dup, a)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
+            _share(none.get("p_better")) if none else "",
+            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>{fewer(dup, a)}" if dup else "",
             power_seeds(none) if none else "",
             g("generated", 0), e(fidelity(m)), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]
@@ -290,38 +335,46 @@ def _samples(records: list[dict], regime: str, point: dict) -> str:
         return ""
     figs = "".join(f"<figure><img alt='{html.escape(a)}' src='{_embed_png(Path(r['samples']))}'><figcaption>{html.escape(a)} (seed {r['seed']})</figcaption></figure>"
                    for a, r in first.items())
-    return f"<div class='samples'><h3>Accepted samples</h3>{figs}</div>"
+    return f"<div class='samples'><h3>Accepted samples <small>(click one to enlarge)</small></h3>{figs}</div>"
 
 
 def _comparison_table(rows: list[dict]) -> str:
     e = html.escape
-    cols = ("regime", "point", "arm", "reference", "metric", "n", "mean", "t CI", "bootstrap CI", "p (t)", "p (Wilcoxon)", "p (Holm)", "verdict")
-    out = ["<details><summary>Every comparison (all metrics)</summary><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
+    cols = ("regime", "point", "arm", "reference", "metric", "role", "n", "mean", "t CI (unadjusted)", "bootstrap CI", "p (t, unadjusted)",
+            "p (Wilcoxon)", "d_z", "P(better)", "verdict")
+    out = ["<details><summary>Every comparison (all metrics; a verdict only for the primary ones; Wilcoxon — where the exact "
+           "test cannot reach p &lt; 0.05 at that many seeds)</summary><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
     for r in rows:
-        vals = [r["regime"], point_label(r["point"]), r["arm"], r["reference"], r["metric"], r["n"],
-                pts(r["mean"]), ci(r), ci(r, "boot"), pvalue(r["p_t"]), pvalue(r["p_wilcoxon"]), pvalue(r["p_holm"]), r["verdict"]]
+        vals = [r["regime"], point_label(r["point"]), r["arm"], r["reference"], r["metric"], r.get("role", ""), r["n"],
+                pts(r["mean"]), ci(r), ci(r, "boot"), pvalue(r["p_t"]), pvalue(r["p_wilcoxon"]),
+                "—" if r.get("d_z") is None or not math.isfinite(r["d_z"]) else f"{r['d_z']:.2f}", _share(r.get("p_better")), r.get("verdict", "")]
         out.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
     return "".join(out) + "</table></details>"
 
 
 def markdown(summary: dict) -> str:
-    """Per regime: the headline metric's table (percentage points) and the verdicts, as Markdown (README, Prefect artifact)."""
-    lines = [f"Judged by {judges(summary.get('classifiers', ['hqcnn']))}.", ""]
+    """The decisions, then per regime the headline metric's table (exploratory), as Markdown (README, Prefect artifact)."""
+    lines = [f"Judged by {judges(summary.get('classifiers', ['hqcnn']))}.", "", summary.get("family", ""), "",
+             "| comparison | regime | metric | verdict | seeds | Δ [deciding CI] | margin | P(better) |", "|---|---|---|---|---:|---:|---:|---:|"]
+    for d in summary.get("decisions", []):
+        lines.append(f"| {d['arm']} vs {d['reference']} | {group_label(d['regime'], d['point'])} | {d['metric']} | "
+                     f"{verdict_text(d).split(':')[0]} | {d['n']} | {pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}] | "
+                     f"±{pts(d['margin'], False)} | {_share(d.get('p_better'))} |")
+    lines.append("")
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
         metric = headline({m for a in arms for m in a["metrics"]})
-        lines += [f"**{label}** ({metric}, percentage points; 95 % t CIs; Holm-adjusted p)", "",
-                  "| arm | seeds (left out) | mean ± sd | Δ vs none | Holm p | Δ vs duplicates | Holm p | label fidelity |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"**{label}** ({metric}, percentage points; exploratory: unadjusted 95 % t CIs)", "",
+                  "| arm | seeds (left out) | mean ± sd | Δ vs none | P(better) | Δ vs duplicates | label fidelity |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for a in arms:
             rows = {r["reference"]: r for r in summary["comparisons"] if r["regime"] == regime and r["point"] == point
                     and r["arm"] == a["arm"] and r["metric"] == metric}
             m, none, dup = a["metrics"].get(metric), rows.get("none"), rows.get("duplicates")
             lines.append("| " + " | ".join([
                 a["arm"], f"{a['seeds']} ({a['collapsed']})", f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
-                f"{pts(none['mean'])} {ci(none)}" if none else "", pvalue(none["p_holm"]) if none else "",
-                f"{pts(dup['mean'])} {ci(dup)}" if dup else "", pvalue(dup["p_holm"]) if dup else "",
-                fidelity(a["metrics"])]) + " |")
+                f"{pts(none['mean'])} {ci(none)}" if none else "", _share(none.get("p_better")) if none else "",
+                f"{pts(dup['mean'])} {ci(dup)}" if dup else "", fidelity(a["metrics"])]) + " |")
         lines += ["", *[f"- {s}" for s in sentences], *_judge_lines(arms), ""]
     return "\n".join(lines)
 

@@ -123,13 +123,15 @@ def _by_group(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
     return groups
 
 
-def comparisons(records: list[dict]) -> list[dict]:
-    """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric; Holm per metric.
+def comparisons(records: list[dict], seeds_for: dict[tuple, list[int]] | None = None) -> list[dict]:
+    """Every method (and control) against ``none`` and ``duplicates``, per regime and sweep point and metric: estimates
+    with unadjusted intervals (whether a primary comparison is decided is grid.waves' business, not a p here).
 
     Both arms of a comparison use the same seeds: those both finished, less the seeds :func:`left_out` drops
-    from either (listed with the reason in ``excluded``)."""
+    from either (listed with the reason in ``excluded``); ``seeds_for`` limits a comparison, keyed
+    (regime, canonical point, arm, reference, metric), to the seeds its verdict was judged on."""
     rows = []
-    for (regime, _), arms in _by_group(records).items():
+    for (regime, group_point), arms in _by_group(records).items():
         point = next(iter(next(iter(arms.values())).values()))["point"]
         dropped = left_out(arms)
         for reference in REFERENCES:
@@ -140,23 +142,33 @@ def comparisons(records: list[dict]) -> list[dict]:
                     continue
                 seeds = sorted(s for s in cells if s in arms[reference])
                 excluded = {s: dropped[arm].get(s) or dropped[reference][s] for s in seeds if s in dropped[arm] or s in dropped[reference]}
-                pairs = [(cells[s], arms[reference][s]) for s in seeds if s not in excluded]
                 metrics = [m for m in cells[seeds[0]]["metrics"] if m in arms[reference][seeds[0]]["metrics"]] if seeds else []
                 for metric in metrics:
-                    a = np.array([m["metrics"][metric] for m, _ in pairs])
-                    b = np.array([ref["metrics"][metric] for _, ref in pairs])
+                    limit = (seeds_for or {}).get((regime, group_point, arm, reference, metric))
+                    used = [s for s in seeds if s not in excluded and (limit is None or s in limit)]
+                    a = np.array([cells[s]["metrics"][metric] for s in used])
+                    b = np.array([arms[reference][s]["metrics"][metric] for s in used])
                     result = stats.paired(a, b)
                     rows.append({"regime": regime, "point": point, "arm": arm, "reference": reference, "metric": metric,
                                  "method_mean": float(a.mean()) if len(a) else math.nan,
                                  "reference_mean": float(b.mean()) if len(b) else math.nan,
-                                 **result.as_dict(), "excluded_seeds": list(excluded),
-                                 "excluded": "; ".join(f"seed {s}: {why}" for s, why in excluded.items())})
-    for metric in {r["metric"] for r in rows}:
-        family = [r for r in rows if r["metric"] == metric]
-        for r, p in zip(family, stats.holm([r["p_t"] for r in family])):
-            r["p_holm"] = p
-            r["verdict"] = stats.verdict(r["mean"], p)
+                                 **result.as_dict(), **effect_sizes(a - b), "excluded_seeds": [s for s in excluded if limit is None or s in limit],
+                                 "excluded": "; ".join(f"seed {s}: {why}" for s, why in excluded.items() if limit is None or s in limit)})
     return rows
+
+
+def effect_sizes(d: np.ndarray) -> dict[str, float]:
+    """d_z and P(the method beats the reference on a seed) with its bootstrap CI; ``p_wilcoxon`` dropped (NaN) where
+    the exact test cannot reach p < α with this many nonzero differences, whatever the data."""
+    from grid.decide import d_z, p_better, wilcoxon_min_p
+
+    d = np.where(np.abs(d) < stats.ZERO, 0.0, d)
+    share, low, high = p_better(d)
+    out = {"d_z": d_z(d), "p_better": share, "p_better_low": low, "p_better_high": high}
+    nonzero = int(np.count_nonzero(d))
+    if nonzero == 0 or wilcoxon_min_p(nonzero) >= stats.ALPHA:
+        out["p_wilcoxon"] = math.nan
+    return out
 
 
 def arm_summaries(records: list[dict]) -> list[dict]:

@@ -30,7 +30,7 @@ CONTROLS: dict[str, dict[str, Any]] = {
     "prototype": {"augment.method": "prototype"},
 }
 REFERENCES = ("none", "duplicates")  # every method is compared with these
-_KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated"}
+_KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated", "primary", "margins"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 # What a method is paired on: changing it in a method would give that method its own subsample, baseline, error
 # analysis, judge (evaluate: the classifier whose test scores are compared, and its training settings) or device.
@@ -85,6 +85,8 @@ class GridSpec:
     seeds: tuple[int, ...]
     sweep: dict[str, tuple[Any, ...]]
     score_generated: bool
+    plan: tuple[int, ...] = ()  # seeds after each look: a wave plan, or one look at every seed
+    questions: dict[str, Any] = field(default_factory=dict)  # the file's primary and margins keys (grid.primaries reads them)
 
     def cells(self) -> list[Cell]:
         points = list(itertools.product(*[[(k, v) for v in values] for k, values in self.sweep.items()]))
@@ -144,10 +146,12 @@ def load_grid(path: str | Path, root: Path = Path(".")) -> GridSpec:
         base = apply(load_params(base_path), _mapping(doc.get("params"), f"{where}: params"))
     except ParamsError as err:
         raise GridError(f"{where}: base {base_path}: {err}") from None
+    seeds, plan = _seeds(doc.get("seeds", [0]), where)
     spec = GridSpec(
         name=path.stem, path=path, description=str(doc.get("description", "")).strip(), base=base,
-        arms=_arms(doc, where), regimes=_regimes(doc.get("regimes"), where), seeds=_seeds(doc.get("seeds", [0]), where),
+        arms=_arms(doc, where), regimes=_regimes(doc.get("regimes"), where), seeds=seeds,
         sweep=_sweep(doc.get("sweep"), where), score_generated=_bool(doc.get("score_generated", True), f"{where}: score_generated"),
+        plan=plan, questions={k: doc[k] for k in ("primary", "margins") if k in doc},
     )
     _check_cells(spec, where)
     return spec
@@ -210,8 +214,16 @@ def _regimes(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return {name: flatten(o or {}) for name, o in regimes.items()}
 
 
-def _seeds(value: Any, where: str) -> tuple[int, ...]:
-    """A list of seeds, a count N (seeds 0..N-1) or an inclusive range "A..B"."""
+def _seeds(value: Any, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The seeds and the looks' seed counts: a wave plan ``{waves: [5, 10, 20]}`` (seeds 0..19, a look after the
+    first 5, 10 and 20), or one look at a list of seeds, a count N (seeds 0..N-1) or an inclusive range "A..B"."""
+    if isinstance(value, dict):
+        plan = value.get("waves")
+        if set(value) != {"waves"} or (not isinstance(plan, list) or not plan or any(b <= a for a, b in zip(plan, plan[1:]))
+                                       or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in plan)):
+            raise GridError(f"{where}: seeds as a wave plan is {{waves: [n1, n2, ...]}}, increasing seed counts of at least 2 "
+                            f"(e.g. {{waves: [5, 10, 20, 40]}}), got {value!r}")
+        return tuple(range(plan[-1])), tuple(plan)
     given = value
     if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*\.\.\s*\d+\s*", value):
         lo, hi = (int(v) for v in value.split(".."))
@@ -223,7 +235,7 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
                         f"integers or an inclusive range 'A..B' with A ≤ B, got {given!r}")
     if len(set(value)) != len(value):
         raise GridError(f"{where}: seeds has duplicates: {value}")
-    return tuple(value)
+    return tuple(value), (len(value),)
 
 
 def _sweep(value: Any, where: str) -> dict[str, tuple[Any, ...]]:

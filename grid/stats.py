@@ -1,7 +1,7 @@
 """Paired statistics over seeds: is a method's gain real, how large, and how many seeds would show it.
 
-Everything comes from scipy.stats except Holm's step-down adjustment (scipy has only
-the FDR procedures), which is a few lines and tested against a hand-worked example.
+Everything comes from scipy.stats. These numbers are exploratory (unadjusted); verdicts on a grid's primary
+comparisons come from grid.decide.
 """
 
 from __future__ import annotations
@@ -108,23 +108,3 @@ def seeds_for_power(effect: float, target: float = POWER) -> int | None:
         else:
             lo = mid + 1
     return hi
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
-    p = np.asarray(pvalues, dtype=float)
-    valid = np.flatnonzero(np.isfinite(p))
-    adjusted = np.full(len(p), math.nan)
-    order = valid[np.argsort(p[valid], kind="stable")]
-    m, running = len(order), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
-
-
-def verdict(mean: float, p_adjusted: float) -> str:
-    """"better" / "worse" only when the Holm-adjusted p is below 0.05."""
-    if not math.isfinite(p_adjusted) or p_adjusted >= ALPHA:
-        return "no significant difference"
-    return "better" if mean > 0 else "worse"

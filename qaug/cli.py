@@ -296,9 +296,7 @@ def _grid(args: argparse.Namespace) -> int:
         return 2
     if args.status:
         info = status(Path(args.file), out)
-        print(json.dumps(info, indent=2) if args.json else
-              f"grid {info['grid']}: {info['cells_done']}/{info['cells']} cells, {info['stage_runs_done']}/{info['stage_runs']} stage runs done\n" +
-              "\n".join(f"  {stage:16s} {v['done']:4d}/{v['runs']} done" for stage, v in info["per_stage"].items()))
+        print(json.dumps(info, indent=2) if args.json else command.status_text(info))
         return 0
     if args.report:
         from grid.engine import report_flow

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from grid.format import artifact_key, canonical, ci, group_label, point_label, pts, pvalue
 from grid.results import arm_summaries, cell_metrics, comparisons, tidy
-from grid.stats import ALPHA, MAX_SEEDS, POWER, Paired, holm, paired, power, seeds_for_power, summary, verdict
+from grid.stats import ALPHA, MAX_SEEDS, POWER, Paired, paired, power, seeds_for_power, summary
 
 # --- grid.stats -------------------------------------------------------------------------------------------------
 
@@ -119,21 +119,6 @@ def test_seeds_for_power_known_counts_and_limits() -> None:
     assert seeds_for_power(math.nan) is None and seeds_for_power(math.inf) is None
 
 
-def test_holm_ties_nan_and_empty() -> None:
-    assert holm([0.01, 0.01]) == pytest.approx([0.02, 0.02])
-    assert holm([0.2, 0.01, 0.03]) == pytest.approx([0.2, 0.03, 0.06])  # 0.01·3, max(0.03·2, 0.03), max(0.2·1, 0.06)
-    assert holm([]) == []
-    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # 2 · 0.6 = 1.2, capped
-    assert all(math.isnan(p) for p in holm([math.nan, math.nan]))
-    assert holm([0.02, math.nan, math.nan]) == pytest.approx([0.02, math.nan, math.nan], nan_ok=True)  # NaN is not counted in m
-
-
-def test_verdict_at_the_boundary() -> None:
-    assert verdict(0.01, 0.0499) == "better" and verdict(-0.01, 0.0499) == "worse"
-    assert verdict(0.01, 0.05) == "no significant difference" and verdict(-0.01, 0.9) == "no significant difference"
-    assert verdict(0.01, math.inf) == "no significant difference"
-
-
 # --- grid.results ---------------------------------------------------------------------------------------------
 
 
@@ -169,8 +154,8 @@ def test_a_pair_with_every_seed_collapsed_is_reported_with_no_numbers() -> None:
                for s, v in enumerate(values)]
     r = next(iter(comparisons(records)))
     assert r["n"] == 0 and r["excluded_seeds"] == [0, 1, 2, 3, 4]
-    assert math.isnan(r["method_mean"]) and math.isnan(r["reference_mean"]) and math.isnan(r["p_holm"])
-    assert r["verdict"] == "no significant difference"
+    assert math.isnan(r["method_mean"]) and math.isnan(r["reference_mean"]) and math.isnan(r["p_t"])
+    assert "verdict" not in r  # exploratory numbers: a verdict is grid.decisions' and only for a primary
 
 
 def test_only_metrics_both_arms_have_are_compared() -> None:
@@ -179,20 +164,14 @@ def test_only_metrics_both_arms_have_are_compared() -> None:
     assert [r["metric"] for r in comparisons(records)] == ["accuracy"]
 
 
-def test_holm_families_are_per_metric_and_span_regimes() -> None:
-    """Three comparisons of accuracy (two regimes and a reference apart) form one family; macro-F1 is its own."""
-    records = []
-    for regime, shift in (("a", 0.0), ("b", 0.01)):
-        for arm, values in A.items():
-            records += [record(arm, s, {"accuracy": v + shift * (arm == "qgan"), "macro_f1": v}, regime=regime) for s, v in enumerate(values)]
-    rows = comparisons(records)
-    for metric in ("accuracy", "macro_f1"):
-        family = [r for r in rows if r["metric"] == metric]
-        assert len(family) == 6
-        assert [r["p_holm"] for r in family] == pytest.approx(holm([r["p_t"] for r in family]), nan_ok=True)
-        assert all(r["verdict"] == verdict(r["mean"], r["p_holm"]) for r in family)
-    qgan_b = next(r for r in rows if (r["regime"], r["arm"], r["reference"], r["metric"]) == ("b", "qgan", "none", "accuracy"))
-    assert qgan_b["p_holm"] == pytest.approx(min(1.0, 6 * qgan_b["p_t"])) and qgan_b["verdict"] == "better"  # the smallest of six
+def test_a_comparison_can_be_limited_to_the_seeds_its_verdict_used() -> None:
+    """A primary decided at an earlier look is shown on that look's seeds, though both arms ran more for other questions."""
+    records = [record(arm, s, {"accuracy": v, "macro_f1": v}) for arm, values in A.items() for s, v in enumerate(values)]
+    rows = comparisons(records, {("r", "{}", "qgan", "none", "accuracy"): [0, 1, 2]})
+    limited = next(r for r in rows if (r["arm"], r["reference"], r["metric"]) == ("qgan", "none", "accuracy"))
+    assert limited["n"] == 3 and limited["mean"] == pytest.approx(np.mean(np.subtract(A["qgan"][:3], A["none"][:3])))
+    other = next(r for r in rows if (r["arm"], r["reference"], r["metric"]) == ("qgan", "none", "macro_f1"))
+    assert other["n"] == 5
 
 
 def test_a_one_seed_grid_still_lists_its_comparisons_and_arms() -> None:

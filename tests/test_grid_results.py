@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -36,13 +38,21 @@ def test_methods_are_paired_seed_by_seed_against_none_and_duplicates() -> None:
     assert r["method_mean"] == pytest.approx(np.mean(QGAN)) and r["reference_mean"] == pytest.approx(np.mean(NONE))
 
 
-def test_holm_runs_over_every_comparison_of_one_metric() -> None:
-    rows = [r for r in comparisons(grid_records()) if r["metric"] == "accuracy"]
-    p = sorted(r["p_t"] for r in rows)
-    assert sorted(r["p_holm"] for r in rows) == pytest.approx([min(1, 3 * p[0]), max(min(1, 3 * p[0]), min(1, 2 * p[1])),
-                                                               max(min(1, 2 * p[1]), p[2], min(1, 3 * p[0]))])
-    for r in rows:
-        assert r["verdict"] == ("better" if r["p_holm"] < 0.05 and r["mean"] > 0 else "no significant difference")
+def test_every_comparison_carries_effect_sizes_a_reader_can_weigh() -> None:
+    rows = {(r["arm"], r["reference"], r["metric"]): r for r in comparisons(grid_records())}
+    r = rows[("qgan", "none", "accuracy")]
+    d = np.subtract(QGAN, NONE)
+    assert r["d_z"] == pytest.approx(d.mean() / d.std(ddof=1))
+    assert r["p_better"] == pytest.approx(np.mean((np.sign(d) + 1) / 2)) and r["p_better_low"] <= r["p_better"] <= r["p_better_high"]
+    # five seeds: the exact Wilcoxon test cannot go below p = 0.0625, so no Wilcoxon p is shown as if it could decide
+    assert math.isnan(r["p_wilcoxon"])
+    assert "p_holm" not in r and "verdict" not in r
+
+
+def test_a_wilcoxon_p_is_shown_from_six_nonzero_differences() -> None:
+    six = [record(arm, s, 0.5 + 0.01 * s + (0.02 + 0.001 * s * s) * (arm == "qgan")) for arm in ("none", "qgan") for s in range(6)]
+    r = next(r for r in comparisons(six) if r["reference"] == "none" and r["metric"] == "accuracy")
+    assert r["p_wilcoxon"] == pytest.approx(sps.wilcoxon([0.02 + 0.001 * s * s for s in range(6)]).pvalue) and r["p_wilcoxon"] < 0.05
 
 
 def test_a_collapsed_model_or_baseline_drops_that_seed_from_the_pair() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grid.stats import holm, paired, power, seeds_for_power, summary, verdict
+from grid.stats import paired, power, seeds_for_power, summary
 
 METHOD = np.array([0.91, 0.88, 0.95, 0.90, 0.93, 0.89, 0.94, 0.92, 0.96, 0.90])
 REFERENCE = np.array([0.89, 0.87, 0.91, 0.90, 0.90, 0.86, 0.92, 0.93, 0.92, 0.88])
@@ -47,7 +47,6 @@ def test_degenerate_samples_give_defined_answers() -> None:
     assert same.mean == 0 and math.isnan(same.p_t) and same.p_wilcoxon == 1.0 and same.seeds_for_power is None
     shifted = paired(np.array([0.9, 0.8]), np.array([0.85, 0.75]))  # every seed +0.05: no spread, so no t test
     assert shifted.mean == pytest.approx(0.05) and math.isnan(shifted.p_t) and math.isnan(shifted.t_low)
-    assert verdict(shifted.mean, holm([shifted.p_t])[0]) == "no significant difference"
     assert shifted.p_wilcoxon == pytest.approx(sps.wilcoxon([0.05, 0.05]).pvalue)
     one = paired(np.array([0.9]), np.array([0.8]))
     assert one.n == 1 and math.isnan(one.p_t) and math.isnan(one.t_low)
@@ -62,19 +61,6 @@ def test_power_matches_published_tables() -> None:
     assert power(0.5, 34) >= 0.8 > power(0.5, 33)
     assert seeds_for_power(0.0) is None
     assert power(0.0, 20) == pytest.approx(0.05)  # no effect: the test rejects at its level
-
-
-def test_holm_by_hand() -> None:
-    """p = 0.01, 0.04, 0.03, 0.005 → sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, max(0.04·1, 0.06) = 0.06."""
-    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
-    adjusted = holm([0.01, math.nan, 0.02])
-    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
-
-
-def test_verdict_needs_an_adjusted_p_below_005() -> None:
-    assert verdict(0.03, 0.01) == "better" and verdict(-0.03, 0.01) == "worse"
-    assert verdict(0.03, 0.05) == "no significant difference" and verdict(0.03, math.nan) == "no significant difference"
 
 
 def test_summary() -> None:
