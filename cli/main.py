@@ -487,7 +487,3 @@ def _rewrite_hint(err: Exception) -> str:
     in_git = err.path.parts[0] in ("metrics", "plots")  # dvc.yaml keeps them out of the DVC cache (cache: false)
     restore = f"`git checkout -- {err.path}` restores the committed version" if in_git else f"`dvc checkout {err.path}` restores the cached version"
     return f"\n  {err.path} is written by stage {stage}: {restore}, `dvc repro -f -s {stage}` rewrites it"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
