@@ -40,7 +40,7 @@ VARIANTS = {
 LAUNCH = (
     "import os, sys, torch\n"
     f"torch.use_deterministic_algorithms(os.environ.get('{DETERMINISTIC}') == '1')\n"
-    "from qaug.cli import main\n"
+    "from cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))"
 )
 REPRO = {"QAUG_REPRODUCIBLE": "0"}  # qaug's CLI would otherwise re-pin what a variant unpins

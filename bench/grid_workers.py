@@ -22,7 +22,7 @@ from pathlib import Path
 
 def timed(grid: str, workers: int, out: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "qaug.cli", "grid", grid, "--workers", str(workers), "--out", str(out), "--no-progress"],
+    subprocess.run([sys.executable, "-m", "cli", "grid", grid, "--workers", str(workers), "--out", str(out), "--no-progress"],
                    check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 

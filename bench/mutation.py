@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = ("grid", "qaug", "tasks", "qmodels", "tests", "flows", "bench")
+PROJECT_PACKAGES = ("grid", "qaug", "tasks", "qmodels", "tests", "flows", "bench", "cli")
 
 # The fast tests of tests/test_grid.py (grid files and plans; the others run grids end to end).
 GRID_FILES = [f"tests/test_grid.py::{t}" for t in (

@@ -38,7 +38,7 @@ def dvc_project(root: Path) -> Path:
     """A fresh git + DVC repo at ``root`` with dvc.yaml, prefect.yaml, the DVC config, tiny params and copies of the
     code (DVC hashes the copies; the stages run this environment's installed ``qaug``)."""
     root.mkdir(parents=True, exist_ok=True)
-    for folder in ("qaug", "qmodels", "tasks", "flows"):
+    for folder in ("qaug", "qmodels", "tasks", "flows", "cli"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "prefect.yaml", "requirements.lock"):
         shutil.copy(PROJECT / name, root / name)

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from qaug.cli import main
+from cli.main import main
 from tests.pipeline_helpers import project_env
 
 
@@ -20,7 +20,7 @@ def test_demo_writes_metrics_and_sample_grid(tmp_path) -> None:
 
 def test_stage_with_bad_params_fails_before_work_naming_the_key(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
+    monkeypatch.setattr("cli.server.watched", lambda required: False)  # plain dvc repro, whatever server the session started
     (tmp_path / "params.yaml").write_text("filter:\n  tau: 1.5\n")
     assert main(["stage", "filter"]) == 2
     assert "params.yaml: filter.tau must be in [0, 1], got 1.5" in capsys.readouterr().err
@@ -118,12 +118,12 @@ def test_qaug_run_says_reproduced_only_of_what_it_ran(prefect: bool, tmp_path, m
     outcome = {**dict.fromkeys(NAMES, "ran"), "score_generated": "unchanged"}
     monkeypatch.setattr("qaug.repro.committed_lock", lambda: lock)
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False: Repro(0, outcome))
-    monkeypatch.setattr("qaug.cli._pipeline_flow", lambda force, command: outcome)
+    monkeypatch.setattr("cli.pipeline.pipeline_flow", lambda force, command: outcome)
     monkeypatch.setattr("qaug.params.load_params", lambda path: {})
     monkeypatch.setattr("tasks.preflight.before_repro", lambda raw, force=False: None)
-    for name in ("_show", "_push", "_build_docs"):
-        monkeypatch.setattr(f"qaug.cli.{name}", lambda *args: 0)
-    monkeypatch.setattr("qaug.cli._watched", lambda required: prefect)
+    for name in ("results.show", "pipeline.push", "pipeline.build_docs"):
+        monkeypatch.setattr(f"cli.{name}", lambda *args: 0)
+    monkeypatch.setattr("cli.server.watched", lambda required: prefect)
     assert main(["run"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(f"reproduced {', '.join(n for n in NAMES if n != 'score_generated')}: they ran")

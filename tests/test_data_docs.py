@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qaug.checks import check_image_set
-from qaug.cli import main
+from cli.main import main
 from qaug.data_docs import ASSETS, REMOTE_CSS, SITE, DataDocsError, build_from_reports, make_offline, network_loads
 from qaug.io import write_json
 from tasks.layout import files

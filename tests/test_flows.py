@@ -229,7 +229,7 @@ def test_a_held_dvc_lock_is_named_not_a_bare_exit_code(flow_run) -> None:
 
 
 def _cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qaug", *args], cwd=root, env=project_env(**env), capture_output=True, text=True, timeout=900)
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=root, env=project_env(**env), capture_output=True, text=True, timeout=900)
 
 
 def test_a_server_that_is_down_costs_one_line(flow_run) -> None:

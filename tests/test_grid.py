@@ -326,7 +326,7 @@ def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path
     path, reference, _ = small
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
-    proc = subprocess.Popen([sys.executable, "-m", "qaug.cli", "grid", str(path), "--out", str(out), "--no-progress"], cwd=PROJECT,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "grid", str(path), "--out", str(out), "--no-progress"], cwd=PROJECT,
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:

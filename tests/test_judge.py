@@ -118,7 +118,7 @@ def reports(root, monkeypatch) -> tuple[str, str]:
     """What `qaug show` and the run summary print of root's metrics/generation.json (besides a stand-in comparison)."""
     from rich.console import Console
 
-    from qaug.cli import _show_generation
+    from cli.results import _show_generation
     from qaug.metrics import classification_metrics, compare
 
     scores = classification_metrics(np.eye(2)[[0, 1]], np.array([0, 1]), ["a", "b"])

@@ -161,7 +161,7 @@ def _without_prefect_api() -> dict:
 def test_a_killed_grid_leaves_neither_its_prefect_server_nor_its_workers(tmp_path) -> None:
     path = write_grid(tmp_path, SMALL)
     env = {**_without_prefect_api(), "PREFECT_HOME": str(tmp_path / "prefect")}
-    cmd = [sys.executable, "-m", "qaug", "grid", str(path), "--out", str(tmp_path / "out"), "--no-progress"]
+    cmd = [sys.executable, "-m", "cli", "grid", str(path), "--out", str(tmp_path / "out"), "--no-progress"]
     snapshot = _kill_when(cmd, tmp_path, env, lambda lines: any("uvicorn" in line and "prefect.server" in line for line in lines)
                           and any("multiprocessing.spawn" in line for line in lines))
     _assert_none_survive(snapshot)
@@ -183,7 +183,7 @@ def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command, 
         server = command == "run" or any("uvicorn" in line and "prefect.server" in line for line in lines)
         return server and any("dvc repro" in line for line in lines) and any("qaug stage train_baseline" in line for line in lines)
 
-    snapshot = _kill_when([sys.executable, "-m", "qaug", command], root, env, stage_running, sig)
+    snapshot = _kill_when([sys.executable, "-m", "cli", command], root, env, stage_running, sig)
     _assert_none_survive(snapshot)
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from qaug.cli import main
+from cli.main import main
 from qaug.repro import Repro
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,9 +26,9 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "data" / "raw").mkdir(parents=True)  # the default ingest.root, a dvc.yaml dep, as the repo ships it
     calls: list[bool] = []
     monkeypatch.setattr("qaug.repro.dvc_repro", lambda force=False, root=Path("."): calls.append(force) or Repro(0, {}))
-    monkeypatch.setattr("qaug.cli._show", lambda args: 0)
-    monkeypatch.setattr("qaug.cli._watched", lambda required: False)  # plain dvc repro, whatever server the session started
-    monkeypatch.setattr("qaug.cli._push", lambda: None)
+    monkeypatch.setattr("cli.results.show", lambda args: 0)
+    monkeypatch.setattr("cli.server.watched", lambda required: False)  # plain dvc repro, whatever server the session started
+    monkeypatch.setattr("cli.pipeline.push", lambda: None)
     monkeypatch.setattr("tasks.preflight.stale_stages", lambda root=Path("."): None)  # not a DVC project: check all
 
     def run(**sections) -> tuple[int, bool]:

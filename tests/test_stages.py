@@ -429,7 +429,7 @@ DAMAGE = {  # the issue's damaged files: (stage to run, file, damage, message)
 
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_a_damaged_input_file_is_named_with_the_stage_that_writes_it(run, tmp_path, monkeypatch, capsys, case: str) -> None:
-    from qaug.cli import main
+    from cli.main import main
 
     stage, rel, damage, message = DAMAGE[case]
     root, raw, _ = run
@@ -489,7 +489,7 @@ def test_kill_9_mid_stage_then_rerun_gives_the_uninterrupted_bytes(run, tmp_path
     outs = [p for p in files(get(stage).paths_object(), "out") if p.suffix in (".pt", ".npz", ".json", ".csv")]
     for p in outs:
         (tmp_path / p).unlink(missing_ok=True)
-    cmd, env = [sys.executable, "-m", "qaug.cli", "stage", stage], dict(os.environ, PREFECT_API_URL="", PYTHONUNBUFFERED="1")
+    cmd, env = [sys.executable, "-m", "cli", "stage", stage], dict(os.environ, PREFECT_API_URL="", PYTHONUNBUFFERED="1")
     for delay in (0.5, 0.1, 0.0):  # after the stage's "[k/9] name" line: in its work, not in the imports
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert stage in proc.stdout.readline()  # printed once params are parsed, before any work

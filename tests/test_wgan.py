@@ -94,7 +94,7 @@ def test_sample_qgan_learns_the_gaussian_of_gunduz_2025(tmp_path) -> None:
 
 def test_qaug_gaussian_writes_moments_and_a_histogram(tmp_path) -> None:
     """The command end to end on a few steps: the exit code says whether every seed met the tolerance."""
-    from qaug.cli import main
+    from cli.main import main
 
     code = main(["gaussian", "--out", str(tmp_path), "--seeds", "3", "4", "--steps", "4"])
     result = json.loads((tmp_path / "gaussian.json").read_text())
