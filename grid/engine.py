@@ -146,12 +146,14 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
         while not (state := replay(spec, questions, cells, finished_records(cells, runs, per_cell, store))).finished:
             keys = {k for c in state.needed for k in per_cell[c.id].values()}
             wave = {k: r for k, r in runs.items() if k in keys}  # plan order: inputs first
-            label = f"{spec.name} wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else spec.name
-            with GridProgress(label, wave, {c.id: per_cell[c.id] for c in state.needed}, store, terminal=progress) as bar:
+            label = f"wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else ""
+            with GridProgress(spec.name, wave, {c.id: per_cell[c.id] for c in state.needed}, store, terminal=progress, wave=label) as bar:
                 outcome = schedule(wave, store, in_flight, on_done=bar.advance)
             total.add(outcome)
             if outcome.failed or outcome.blocked or not outcome.executed:  # a failure stops the plan: judge complete looks only
                 break
+    used = {k for r in finished_records(cells, runs, per_cell, store) for k in r["runs"].values()}
+    total.reused = [k for k in runs if k in used and k not in total.executed]  # every run the finished cells took from the store
     return finish(spec, cells, runs, per_cell, Path(out), total)
 
 

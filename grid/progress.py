@@ -17,8 +17,9 @@ from grid.store import is_done
 class GridProgress:
     """Counts stage runs (the bar) and cells (a cell is done when all its stage runs are)."""
 
-    def __init__(self, name: str, runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], store: Path, terminal: bool = True) -> None:
-        self.name, self.runs = name, runs
+    def __init__(self, name: str, runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], store: Path, terminal: bool = True,
+                 wave: str = "") -> None:
+        self.name, self.runs, self.wave = name, runs, wave
         self.missing = {cell: {k for k in keys.values() if not is_done(store, runs[k])} for cell, keys in per_cell.items()}
         self.users = defaultdict(set)
         for cell, keys in self.missing.items():
@@ -36,12 +37,13 @@ class GridProgress:
 
     def _text(self) -> str:
         failed = f", {self.failed} failed or blocked" if self.failed else ""
-        return f"grid {self.name}: {self._cells_done()}/{self.total_cells} cells{failed}"
+        wave = f" {self.wave}" if self.wave else ""
+        return f"grid {self.name}{wave}: {self._cells_done()}/{self.total_cells} cells{failed}"
 
     def __enter__(self) -> "GridProgress":
         self.bar.__enter__()
         self.artifact = create_progress_artifact(progress=self._percent(), key=artifact_key("grid", self.name, "progress"),
-                                                 description=f"grid {self.name}: stage runs finished (of {self.todo} to run)")
+                                                 description=f"grid {self.name}{' ' + self.wave if self.wave else ''}: stage runs finished (of {self.todo} to run)")
         return self
 
     def _percent(self) -> float:

@@ -26,7 +26,7 @@ table{display:block;overflow-x:auto;max-width:100%;font-size:.9em}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.better{color:#080;font-weight:600}
 .worse{color:#b00;font-weight:600}.equivalent{color:#05a;font-weight:600}.ns{color:#666}
 .samples img{width:22em;margin:.3em;border:1px solid #ddd;cursor:zoom-in;image-rendering:pixelated}
-.samples img.big{width:min(90vw,60em);cursor:zoom-out}img{max-width:100%}
+.samples img:focus{width:min(90vw,60em);cursor:zoom-out;outline:none}img{max-width:100%}
 figure{display:inline-block;margin:.3em}figcaption{font-size:.85em;text-align:center}"""
 
 
@@ -171,8 +171,7 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
     if summary["failed"] or summary["blocked"]:
         parts.append("<h2>Failed stage runs</h2><ul>" + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in summary["failed"].items()) +
                      "".join(f"<li>{e(k)}: not run (an input failed)</li>" for k in summary["blocked"]) + "</ul>")
-    parts.append(f"<p><small>environment: {e(str(summary['environment']))}</small></p>"
-                 "<script>for(const i of document.querySelectorAll('.samples img'))i.onclick=()=>i.classList.toggle('big')</script></body></html>")
+    parts.append(f"<p><small>environment: {e(str(summary['environment']))}</small></p></body></html>")
     return "\n".join(parts)
 
 
@@ -333,7 +332,7 @@ def _samples(records: list[dict], regime: str, point: dict) -> str:
             first[r["arm"]] = r
     if not first:
         return ""
-    figs = "".join(f"<figure><img alt='{html.escape(a)}' src='{_embed_png(Path(r['samples']))}'><figcaption>{html.escape(a)} (seed {r['seed']})</figcaption></figure>"
+    figs = "".join(f"<figure><img tabindex='0' alt='{html.escape(a)}' src='{_embed_png(Path(r['samples']))}'><figcaption>{html.escape(a)} (seed {r['seed']})</figcaption></figure>"
                    for a, r in first.items())
     return f"<div class='samples'><h3>Accepted samples <small>(click one to enlarge)</small></h3>{figs}</div>"
 

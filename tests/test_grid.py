@@ -186,16 +186,21 @@ def run_quick(out: Path, workers: int) -> dict:
 def test_quick_grid_runs_every_cell_and_trains_each_baseline_once(quick) -> None:
     out, result = quick
     summary = json.loads((out / "summary.json").read_text())
-    assert not result["failed"] and result["cells_finished"] == result["cells"] == 16  # (3 methods + 5 controls) × 2 seeds
-    assert summary["stage_runs"]["train_baseline"] == summary["executed"]["train_baseline"] == 2
-    assert summary["stage_runs"]["train_generator"] == 2 * 5  # qgan and qgan-general share theirs; 3 resamplers
+    # the first wave: (3 methods + 5 controls) × 2 seeds; its one primary (qgan vs none) stays open at 2 seeds, so the
+    # second wave runs seed 2 for those two arms only (of the 24 cells the plan allows)
+    assert not result["failed"] and result["cells_finished"] == 18 and result["cells"] == 24
+    assert summary["design"] == {"plan": [2, 3], "looks_judged": 2, "finished": True, "margins": summary["design"]["margins"], "primaries": 1}
+    assert [d["verdict"] for d in summary["decisions"]] in (["better"], ["worse"], ["equivalent"], ["inconclusive"])
+    assert summary["decisions"][0]["n"] == 3 and summary["unfinished_cells"] == []
+    assert summary["executed"]["train_baseline"] == 3  # one per seed, shared by every arm of the seed
+    assert summary["executed"]["train_generator"] == 2 * 5 + 1  # qgan and qgan-general share theirs; 3 resamplers; qgan's seed 2
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
-    assert len(cells) == 16
+    assert len(cells) == 18 and {(c["arm"], c["seed"]) for c in cells if c["seed"] == 2} == {("qgan", 2), ("none", 2)}
     for seed in (0, 1):
         mine = [c for c in cells if c["seed"] == seed]
         assert len({c["runs"]["ingest"] for c in mine}) == 1 and len({c["runs"]["train_baseline"] for c in mine if "train_baseline" in c["runs"]}) == 1
     train_files = {digest(p) for p in (out / "store/ingest").glob("*/data/prepared/train.npz")}
-    assert len(train_files) == 2  # one subsample per seed, every arm of the seed reads that file
+    assert len(train_files) == 3  # one subsample per seed, every arm of the seed reads that file
 
 
 def test_tidy_table_and_comparisons_hold_every_cell_and_pair(quick) -> None:
@@ -203,6 +208,7 @@ def test_tidy_table_and_comparisons_hold_every_cell_and_pair(quick) -> None:
     rows = read_csv(out / "results.csv")
     cells = {(c["arm"], c["seed"]): c for c in (json.loads(p.read_text()) for p in (out / "cells").glob("*.json"))}
     acc = {(r["arm"], int(r["seed"])): float(r["value"]) for r in rows if r["metric"] == "accuracy"}
+    assert len(acc) == 18
     assert acc == {k: v["metrics"]["accuracy"] for k, v in cells.items()}
     assert {r["metric"] for r in rows} >= {"accuracy", "macro_f1", "recall/0", "recall/1", "recall/2", "steps", "generated", "label_fidelity"}
     comparisons = read_csv(out / "comparisons.csv")
@@ -211,9 +217,12 @@ def test_tidy_table_and_comparisons_hold_every_cell_and_pair(quick) -> None:
     assert pairs == {(a, "none") for a in arms} | {(a, "duplicates") for a in arms - {"duplicates"}}
     assert not any(c["collapsed"] or c["baseline_collapsed"] for c in cells.values())  # every pair counts
     row = next(r for r in comparisons if (r["metric"], r["arm"], r["reference"]) == ("accuracy", "qgan", "none"))
-    expected = sum(cells[("qgan", s)]["metrics"]["accuracy"] - cells[("none", s)]["metrics"]["accuracy"] for s in (0, 1)) / 2
-    assert int(row["n"]) == 2 and float(row["mean"]) == pytest.approx(expected, abs=1e-6)
-    assert {r["verdict"] for r in comparisons} <= {"better", "worse", "no significant difference"}
+    expected = sum(cells[("qgan", s)]["metrics"]["accuracy"] - cells[("none", s)]["metrics"]["accuracy"] for s in (0, 1, 2)) / 3
+    assert int(row["n"]) == 3 and float(row["mean"]) == pytest.approx(expected, abs=1e-6)
+    assert row["role"] == "primary" and row["verdict"] in ("better", "worse", "equivalent", "inconclusive") and float(row["margin"]) == 0.02
+    others = [r for r in comparisons if r is not row]
+    assert {r["role"] for r in others} == {"exploratory"} and {r["verdict"] for r in others} == {""}  # never a verdict word
+    assert int(next(r for r in others if (r["metric"], r["arm"], r["reference"]) == ("accuracy", "gan1", "none"))["n"]) == 2
 
 
 def test_equal_steps_control_trains_as_long_as_an_augmented_model(quick) -> None:
@@ -258,7 +267,7 @@ def test_report_is_one_offline_file_with_every_figure_embedded(quick) -> None:
     assert not refs.external
     assert len(refs.images) >= 1 + 5  # the regime's figure and a sample grid per augmenting arm
     assert all(src.startswith("data:image/png;base64,") and len(src) > 1000 for src in refs.images)
-    assert "over the baseline" in page and "Holm p" in page and "equal-steps" in page
+    assert "over the baseline" in page and "<h2>Decisions</h2>" in page and "qgan vs none" in page and "equal-steps" in page
 
 
 def test_progress_and_verdicts_reach_prefect(quick) -> None:
@@ -302,9 +311,10 @@ def test_a_finished_grid_reruns_nothing(quick) -> None:
     out, _ = quick
     before = (out / "results.csv").read_bytes()
     result = run_quick(out, workers=1)
-    assert result["executed"] == {} and sum(result["reused"].values()) == 78
+    assert result["executed"] == {} and sum(result["reused"].values()) == 78 + 9  # the second wave: seed 2's ingest, baseline and qgan's 7 runs
     assert (out / "results.csv").read_bytes() == before
-    assert status(PROJECT / "grids/quick.yaml", out)["cells_done"] == 16
+    info = status(PROJECT / "grids/quick.yaml", out)
+    assert info["cells_done"] == 18 and info["looks_judged"] == 2 and info["next_wave"] is None
 
 
 # MosaiQ needs more images a class than PCA components: its train_generator fails once validation has passed.
