@@ -305,7 +305,7 @@ def _comparison_table(rows: list[dict]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """Per regime: the headline metric's table (percentage points) and the verdicts, as Markdown (README, Prefect artifact)."""
+    """Per regime: the headline metric's table (percentage points) and the verdicts, as Markdown (docs/results.md, Prefect artifact)."""
     lines = [f"Judged by {judges(summary.get('classifiers', ['hqcnn']))}.", ""]
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
         arms = [a for a in summary["arms"] if a["regime"] == regime and a["point"] == point]
