@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(PY) -m uv
 
-.PHONY: run demo test test-slow bench install install-bench clean
+.PHONY: run demo test test-slow bench docs install install-bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,5 +39,9 @@ test-slow: install
 bench: install-bench
 	$(PY) bench/qsim.py
 
+# The docs/ pages as an offline site (open build/site/index.html); strict: a broken link or anchor fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir build/site
+
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .hypothesis
+	rm -rf $(VENV) outputs .pytest_cache .hypothesis build/site

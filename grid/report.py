@@ -352,7 +352,7 @@ def _comparison_table(rows: list[dict]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """The decisions, then per regime the headline metric's table (exploratory), as Markdown (README, Prefect artifact)."""
+    """The decisions, then per regime the headline metric's table (exploratory), as Markdown (docs/results.md, Prefect artifact)."""
     lines = [f"Judged by {judges(summary.get('classifiers', ['hqcnn']))}.", "", summary.get("family", ""), "",
              "| comparison | regime | metric | verdict | seeds | Δ [deciding CI] | margin | P(better) |", "|---|---|---|---|---:|---:|---:|---:|"]
     for d in summary.get("decisions", []):

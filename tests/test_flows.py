@@ -375,7 +375,7 @@ def test_after_the_flow_dvc_repro_is_a_noop_and_a_param_reruns_only_downstream(f
     assert set(metrics) < set(columns) and len(columns) == len(set(columns))  # flat, each number once
     assert not any(c.startswith(("environment", "per_class.", "delta.", "training.")) for c in columns), columns
     changed = _dvc(root, "exp", "show", "--csv", "--only-changed").splitlines()[0].split(",")
-    assert "filter.tau" in changed and len(changed) <= 5 + 1 + len(metrics), changed  # what the README suggests fits a terminal
+    assert "filter.tau" in changed and len(changed) <= 5 + 1 + len(metrics), changed  # what the README and docs/pipeline.md suggest fits a terminal
     committed = json.loads(_git(root, "show", f"{branch}:metrics/comparison.json"))
     assert runs[branch]["baseline accuracy"] == committed["baseline"]["accuracy"]
     assert runs["workspace"]["augmented accuracy"] == json.loads((root / "metrics/comparison.json").read_text())["augmented"]["accuracy"]

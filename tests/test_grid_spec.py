@@ -196,7 +196,7 @@ def test_cell_names() -> None:
 
 
 def test_steps_of_the_hqcnn_by_hand() -> None:
-    """README: 608 steps on the 300 real images, 870 with the 150 generated ones (30 epochs, at least 600 steps, batch 16)."""
+    """docs/pipeline.md: 608 steps on the 300 real images, 870 with the 150 generated ones (30 epochs, at least 600 steps, batch 16)."""
     params = BaselineParams(epochs=30, min_steps=600, batch_size=16)
     assert steps(params, 300) == 608  # 19 a epoch; 600 steps need 32 epochs
     assert steps(params, 450) == 870  # 29 a epoch; 30 epochs already give 870
