@@ -76,7 +76,7 @@ def status(grid_file: Path, out: Path) -> dict:
                           for p, v in zip(questions.primaries, state.verdicts)],
             "next_wave": None if state.finished else {
                 "look": state.judged + 1, "seeds": questions.plan[state.judged],
-                "cells_to_run": dict(Counter(f"{c.arm.name} · {c.regime}" for c in state.missing)), "stage_runs_to_run": len(next_keys)}}
+                "cells_to_run": dict(Counter(c.arm.name for c in state.missing)), "stage_runs_to_run": len(next_keys)}}
 
 
 def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], out: Path, outcome) -> dict:
