@@ -19,7 +19,7 @@ from qaug.io import load_image_set, write_metrics
 from qaug.params import section, seed_of
 from qmodels.resnet import steps_per_epoch
 from tasks.classifier import BaselineParams, fit, score, training_summary
-from tasks.evaluate import EvaluateParams, fit_resnet, read_backbone, resnet_summary
+from tasks.resnet_judge import EvaluateParams, fit_resnet, read_backbone, resnet_summary
 from tasks.layout import dep, out, rooted
 from tasks.merge import MergeParams, mixing_counts
 from tasks.methods import AugmentParams

@@ -20,20 +20,16 @@ from grid.format import canonical
 from grid.spec import Cell, GridError
 from qaug.params import lookup
 from tasks.layout import files
-from tasks.stages import _GENERATORS, STAGES, Stage, _files, get
+from tasks.stages import _DEVICE, _GENERATORS, _HQCNN, _RESNET, NAMES, STAGES, Stage, _files, get
 
-# The grid's own stages. equal_steps: the baseline classifier retrained for as many optimiser steps as an augmented
-# model gets (the generated count, from augment.n_gen or merge.mixing_ratio, is in the key).
-# resnet_baseline: a ResNet grid's `none` control, the baseline ResNet that evaluate trains beside every method's.
-_EVALUATE = get("evaluate").code
+# The grid's own stage, equal_steps: the baseline classifier retrained for as many optimiser steps as an augmented
+# model gets (the generated count, from augment.n_gen or merge.mixing_ratio, is in the key). A ResNet grid's `none`
+# control is the pipeline's resnet_baseline stage: the very run every method's evaluate of the seed reads.
 EQUAL_STEPS = Stage("equal_steps", "grid.equal_steps", ("seed", "device", "baseline", "evaluate", "augment.n_gen", "merge.mixing_ratio"),
-                    "EqualStepsPaths", _files("grid/equal_steps.py", *get("merge").code, *_GENERATORS, *_EVALUATE),
+                    "EqualStepsPaths", _files("grid/equal_steps.py", *get("merge").code, *_GENERATORS, *_DEVICE, *_HQCNN, *_RESNET),
                     content="tasks.source:evaluate_weights")
-RESNET_BASELINE = Stage("resnet_baseline", "grid.resnet_baseline", ("seed", "device", "evaluate"), "ResNetBaselinePaths",
-                        ("grid/resnet_baseline.py", *_EVALUATE), content="tasks.source:evaluate_weights")
-ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS, RESNET_BASELINE)}
+ALL_STAGES = {s.name: s for s in (*STAGES, EQUAL_STEPS)}
 _SHARED = ("ingest", "train_baseline", "analyze_errors", "equal_steps", "resnet_baseline")  # one run per (regime, point, seed)
-_AUGMENT = ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ def judged_by_resnet(cell: Cell) -> bool:
 
 
 def reference_stage(cell: Cell) -> str:
-    """The stage that trains the ``none`` control: train_baseline's HQCNN, or evaluate's baseline ResNet."""
+    """The stage that trains the ``none`` control: train_baseline's HQCNN, or resnet_baseline's ResNet."""
     return "resnet_baseline" if judged_by_resnet(cell) else "train_baseline"
 
 
@@ -60,7 +56,7 @@ def stages_of(cell: Cell, score: bool) -> tuple[str, ...]:
         return ("ingest", reference_stage(cell))
     if cell.arm.kind == "equal-steps":
         return ("ingest", "equal_steps")
-    return (*_AUGMENT[:6], *(("score_generated",) if score else ()), *_AUGMENT[6:])
+    return tuple(name for name in NAMES if score or name != "score_generated")  # what `qaug run` runs, in its order
 
 
 def result_stage(cell: Cell) -> str:

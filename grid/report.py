@@ -304,7 +304,7 @@ def judges(classifiers: list[str]) -> str:
     """Which classifier's test scores the grid compares, and what its ``none`` control is."""
     words = {"hqcnn": "the HQCNN (baseline settings; none = train_baseline's model, the one that also filters the samples)"}
     return "; ".join(words.get(c, f"{c} trained by evaluate (evaluate settings; none = the same {c} trained on the real "
-                                  "images alone, the baseline every method's evaluate trains)") for c in classifiers)
+                                  "images alone: stage resnet_baseline, the baseline every method's evaluate of the seed reads)") for c in classifiers)
 
 
 _MACRO = (("accuracy", "accuracy"), ("macro_precision", "macro precision"), ("macro_recall", "macro recall"), ("macro_f1", "macro-F1"))

@@ -1,4 +1,5 @@
-"""The pipeline's stages in order (the eight of the method plus the score_generated side stage): name, module, params sections, paths and code deps.
+"""The pipeline's stages in order (the eight of the method plus the score_generated and resnet_baseline side stages): name, module,
+params sections, paths and code deps.
 
 ``dvc.yaml`` mirrors this table (``tests/test_dvc.py`` keeps them in step, and checks
 that ``code`` lists every project module a stage imports), the
@@ -29,6 +30,7 @@ _GENERATORS = ("tasks/methods.py", "qaug/resample.py", "qmodels/classical_gan.py
 _DEVICE = ("qaug/device.py", "qaug/reproducible.py")
 _CHECKS = ("tasks/quality.py", "qaug/checks.py")
 _BACKENDS = ("tasks/quantum.py", "tasks/journal.py", "qmodels/backends.py", "qmodels/runtime.py")
+_RESNET = ("tasks/resnet_judge.py", "qaug/data.py", "qaug/metrics.py", "qmodels/resnet.py", "qmodels/progress.py")
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,12 @@ STAGES: tuple[Stage, ...] = (
           ("tasks/score_generated.py", *_DEVICE, "qaug/generation_metrics.py", "qaug/inception.py", "qmodels/classical.py"),
           content="tasks.source:inception_weights"),
     Stage("merge", "tasks.merge", ("seed", "merge", "checks"), "MergePaths", ("tasks/merge.py", "qaug/data.py", "qmodels/counts.py", *_CHECKS)),
+    # the real-only ResNet evaluate compares with (a record and nothing trained under the HQCNN judge)
+    Stage("resnet_baseline", "tasks.resnet_baseline", ("seed", "device", "evaluate"), "ResNetBaselinePaths",
+          ("tasks/resnet_baseline.py", *_DEVICE, *_RESNET), content="tasks.source:evaluate_weights"),
     Stage("evaluate", "tasks.evaluate", ("seed", "device", "baseline", "evaluate", "quantum"), "EvaluatePaths",
-          _files("tasks/evaluate.py", *_DEVICE, "qaug/plots.py", "qmodels/resnet.py", *_HQCNN, *_BACKENDS), quantum="classifier",
-          content="tasks.source:evaluate_weights"),
+          _files("tasks/evaluate.py", *_DEVICE, "qaug/plots.py", "tasks/resnet_baseline.py", *_RESNET, *_HQCNN, *_BACKENDS),
+          quantum="classifier", content="tasks.source:evaluate_weights"),
 )
 NAMES = tuple(s.name for s in STAGES)
 

@@ -298,7 +298,8 @@ def test_a_cell_reproduces_the_pipeline_run_with_the_same_params(quick, tmp_path
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for stage in ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "evaluate"):
+        for stage in ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter", "merge", "resnet_baseline",
+                      "evaluate"):
             get(stage).run(cell.params, tmp_path)
     finally:
         torch.set_num_threads(threads)
@@ -311,7 +312,7 @@ def test_a_finished_grid_reruns_nothing(quick) -> None:
     out, _ = quick
     before = (out / "results.csv").read_bytes()
     result = run_quick(out, workers=1)
-    assert result["executed"] == {} and sum(result["reused"].values()) == 78 + 9  # the second wave: seed 2's ingest, baseline and qgan's 7 runs
+    assert result["executed"] == {} and sum(result["reused"].values()) == 80 + 10  # the second wave: seed 2's ingest, baseline, resnet_baseline and qgan's 7 runs
     assert (out / "results.csv").read_bytes() == before
     info = status(PROJECT / "grids/quick.yaml", out)
     assert info["cells_done"] == 18 and info["looks_judged"] == 2 and info["next_wave"] is None
@@ -501,15 +502,20 @@ def test_a_resnet_grid_pairs_every_method_with_the_baseline_resnet_evaluate_trai
     summary = json.loads((out / "summary.json").read_text())
     assert summary["classifiers"] == ["resnet18"]
     assert summary["stage_runs"]["resnet_baseline"] == 2  # once per seed: the mixing ratio is not an input of the baseline
+    # ResNets trained: 2 baselines, 8 evaluate runs (proto and duplicates × 2 ratios × 2 seeds) and 4 equal-steps, no baseline twice
+    assert {s: result["executed"][s] for s in ("resnet_baseline", "evaluate", "equal_steps")} == {"resnet_baseline": 2, "evaluate": 8,
+                                                                                                  "equal_steps": 4}
     spec, cells, runs, per_cell = load_plan(path)
     records = {c["cell"]: c for c in (json.loads(p.read_text()) for p in (out / "cells").glob("*.json"))}
     for cell in cells:
         if cell.arm.kind != "augment":
             continue
         none = next(c for c in cells if c.arm.name == "none" and (c.seed, c.point) == (cell.seed, cell.point))
-        # the `none` cell is the very ResNet that this method's evaluate trained as its baseline: same numbers
+        # the `none` cell is the very ResNet run this method's evaluate read as its baseline: same numbers
         compared = json.loads((out / "store/evaluate" / per_cell[cell.id]["evaluate"] / "metrics/comparison.json").read_text())
-        assert compared["classifier"] == "resnet18"
+        assert compared["classifier"] == "resnet18" and per_cell[cell.id]["resnet_baseline"] == per_cell[none.id]["resnet_baseline"]
+        baseline = json.loads((out / "store/resnet_baseline" / per_cell[none.id]["resnet_baseline"] / "metrics/resnet_baseline.json").read_text())
+        assert compared["baseline"] == {k: baseline[k] for k in compared["baseline"]}
         assert records[none.id]["metrics"]["accuracy"] == compared["baseline"]["accuracy"]
         assert records[none.id]["metrics"]["macro_recall"] == compared["baseline"]["macro"]["recall"]
         assert records[cell.id]["metrics"]["accuracy"] == compared["augmented"]["accuracy"]
@@ -523,6 +529,28 @@ def test_a_resnet_grid_pairs_every_method_with_the_baseline_resnet_evaluate_trai
     from grid.report import markdown
 
     assert markdown(summary).startswith("Judged by resnet18 trained by evaluate")
+
+
+def test_a_resnet_judged_cell_reproduces_the_pipeline_run_with_the_same_params(resnet_grid, tmp_path) -> None:
+    """`qaug run`'s stages, resnet_baseline included, on a ResNet-judged cell's params give the grid's bytes (one torch thread)."""
+    import torch
+
+    from grid.plan import stages_of
+    from tasks.stages import get
+
+    path, out, _ = resnet_grid
+    spec, cells, runs, per_cell = load_plan(path)
+    cell = next(c for c in cells if c.arm.name == "proto" and c.seed == 1 and dict(c.point)["merge.mixing_ratio"] == 0.5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for stage in stages_of(cell, spec.score_generated):
+            get(stage).run(cell.params, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    for stage, rel in (("resnet_baseline", "metrics/resnet_baseline.json"), ("evaluate", "metrics/comparison.json"),
+                       ("evaluate", "models/augmented.pt")):
+        assert digest(tmp_path / rel) == digest(out / "store" / stage / per_cell[cell.id][stage] / rel), rel
 
 
 def test_a_resnet_grids_equal_steps_control_takes_the_augmented_resnets_steps(resnet_grid) -> None:

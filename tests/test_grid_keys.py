@@ -12,6 +12,7 @@ import pytest
 from grid.plan import ALL_STAGES, plan
 from grid.spec import Arm, Cell
 from qaug.params import load_params, lookup
+from tasks.stages import NAMES
 from tests.pipeline_helpers import PROJECT
 
 BASE = load_params(PROJECT / "params.yaml")
@@ -155,7 +156,7 @@ def test_which_stages_a_cell_needs() -> None:
 
     augment, none, steps = (Cell("r", (), arm, 0, BASE) for arm in ARMS)
     assert stages_of(augment, True) == ("ingest", "train_baseline", "analyze_errors", "train_generator", "generate", "filter",
-                                        "score_generated", "merge", "evaluate")
+                                        "score_generated", "merge", "resnet_baseline", "evaluate") == NAMES  # what `qaug run` runs
     assert "score_generated" not in stages_of(augment, False)
     assert stages_of(none, True) == ("ingest", "train_baseline") and stages_of(steps, True) == ("ingest", "equal_steps")
     assert [result_stage(c) for c in (augment, none, steps)] == ["evaluate", "train_baseline", "equal_steps"]
@@ -181,7 +182,7 @@ def test_runs_are_shared_within_a_seed_and_labelled_by_what_they_are_for() -> No
     assert "train_baseline · scarce · filter.tau=0.6 · seed 1" in by_label and "equal_steps · scarce · filter.tau=0.6 · seed 0" in by_label
     assert "evaluate · m · scarce · filter.tau=0.6 · seed 0" in by_label
     first = per_cell[cells[0].id]
-    assert runs[first["evaluate"]].upstream == tuple(dict.fromkeys(first[s] for s in ("merge", "ingest", "train_baseline")))
+    assert runs[first["evaluate"]].upstream == tuple(first[s] for s in ("merge", "ingest", "train_baseline", "resnet_baseline"))
     order = list(runs)
     for key, run in runs.items():  # inputs come first
         assert all(order.index(u) < order.index(key) for u in run.upstream)

@@ -490,7 +490,7 @@ def test_kill_9_mid_stage_then_rerun_gives_the_uninterrupted_bytes(run, tmp_path
     for p in outs:
         (tmp_path / p).unlink(missing_ok=True)
     cmd, env = [sys.executable, "-m", "cli", "stage", stage], dict(os.environ, PREFECT_API_URL="", PYTHONUNBUFFERED="1")
-    for delay in (0.5, 0.1, 0.0):  # after the stage's "[k/9] name" line: in its work, not in the imports
+    for delay in (0.5, 0.1, 0.0):  # after the stage's "[k/10] name" line: in its work, not in the imports
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert stage in proc.stdout.readline()  # printed once params are parsed, before any work
         time.sleep(delay)
