@@ -21,7 +21,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from grid.plan import StageRun
-from grid.store import execute, is_done
+from grid.store import execute, failures, is_done
 from qaug.lifeline import stopping_first
 from qaug.reproducible import pin
 
@@ -133,7 +133,7 @@ def schedule(runs: dict[str, StageRun], store: Path, in_flight: int, on_done=lam
 @flow(name="qaug-grid", flow_run_name="{name}", validate_parameters=False)
 def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress: bool = True) -> dict:
     """Run (or resume) the grid wave by wave, then write its verdicts, tables and report and publish them as artifacts."""
-    from grid.outputs import finish, finished_records, load_plan
+    from grid.outputs import failed_cells, finish, finished_records, load_plan
     from grid.primaries import design
     from grid.progress import GridProgress
     from grid.waves import replay
@@ -143,14 +143,16 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
     store = Path(out).resolve() / "store"  # workers of an existing cluster may run elsewhere: they need the full path
     total = Outcome()
     with stopping_first():
-        while not (state := replay(spec, questions, cells, finished_records(cells, runs, per_cell, store))).finished:
-            keys = {k for c in state.needed for k in per_cell[c.id].values()}
+        while not (state := replay(spec, questions, cells, finished_records(cells, runs, per_cell, store),
+                                   set(failed_cells(cells, runs, per_cell, store)))).finished:
+            keys = {k for c in state.missing for k in per_cell[c.id].values()}
             wave = {k: r for k, r in runs.items() if k in keys}  # plan order: inputs first
             label = f"wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else ""
-            with GridProgress(spec.name, wave, {c.id: per_cell[c.id] for c in state.needed}, store, terminal=progress, wave=label) as bar:
+            with GridProgress(spec.name, wave, {c.id: per_cell[c.id] for c in state.missing}, store, terminal=progress, wave=label) as bar:
                 outcome = schedule(wave, store, in_flight, on_done=bar.advance)
             total.add(outcome)
-            if outcome.failed or outcome.blocked or not outcome.executed:  # a failure stops the plan: judge complete looks only
+            unexplained = set(outcome.failed) - set(failures(store, runs))  # not a failed data check: the look cannot be judged
+            if unexplained or not outcome.executed:
                 break
     used = {k for r in finished_records(cells, runs, per_cell, store) for k in r["runs"].values()}
     total.reused = [k for k in runs if k in used and k not in total.executed]  # every run the finished cells took from the store

@@ -27,7 +27,7 @@ from grid.pooled import pooled
 from grid.primaries import Design, design
 from grid.results import arm_summaries, cell_record, comparisons, left_out_cells, tidy
 from grid.spec import Cell, GridError, GridSpec, load_grid
-from grid.store import DONE, is_done, run_dir
+from grid.store import DONE, failures, is_done, run_dir
 from grid.waves import Replay, open_arms, replay
 from qaug.reproducible import environment
 from qaug.io import write_bytes, write_csv, write_json
@@ -58,6 +58,12 @@ def finished_records(cells: list[Cell], runs: dict[str, StageRun], per_cell: dic
     return [cell_record(c, per_cell[c.id], runs, store) for c in cells if all(is_done(store, runs[k]) for k in per_cell[c.id].values())]
 
 
+def failed_cells(cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], store: Path) -> dict[str, str]:
+    """Cell id → why, for every cell with a run whose generated set failed its data checks (it ran, without a result)."""
+    marks = failures(store, runs)
+    return {c.id: f"{runs[k].label}: {marks[k]}" for c in cells for k in per_cell[c.id].values() if k in marks}
+
+
 def status(grid_file: Path, out: Path) -> dict:
     """How far the grid is: cells and stage runs finished, per stage; the looks judged, each primary's verdict so far,
     and what the next wave will run (cells per arm, stage runs still to run)."""
@@ -66,10 +72,11 @@ def status(grid_file: Path, out: Path) -> dict:
     done = {k for k, r in runs.items() if is_done(store, r)}
     by_stage = Counter(r.stage for r in runs.values())
     done_by_stage = Counter(runs[k].stage for k in done)
-    state = replay(spec, questions, cells, finished_records(cells, runs, per_cell, store))
+    failed = failed_cells(cells, runs, per_cell, store)
+    state = replay(spec, questions, cells, finished_records(cells, runs, per_cell, store), set(failed))
     next_keys = {k for c in state.missing for k in per_cell[c.id].values() if k not in done}
     return {"grid": spec.name, "cells": len(cells), "cells_done": sum(all(k in done for k in keys.values()) for keys in per_cell.values()),
-            "stage_runs": len(runs), "stage_runs_done": len(done),
+            "stage_runs": len(runs), "stage_runs_done": len(done), "cells_failed": len(failed),
             "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()},
             "plan": list(questions.plan), "looks_judged": state.judged,
             "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0}
@@ -96,7 +103,8 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
     rows = tidy(records, sweep_keys)
     columns = ["regime", *sweep_keys, "arm", "kind", "seed", "metric", "value", "collapsed"]
     write_csv(out / "results.csv", columns, [[row[c] for c in columns] for row in rows])
-    state = replay(spec, questions, cells, records)
+    failed = failed_cells(cells, runs, per_cell, store)
+    state = replay(spec, questions, cells, records, set(failed))
     compared = comparisons(records, seeds_judged(spec, questions, state))
     decisions = decision_rows(questions, state, compared)
     write_csv(out / "comparisons.csv", COMPARISON_COLUMNS,
@@ -114,8 +122,9 @@ def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cel
         "executed": dict(Counter(runs[k].stage for k in outcome.executed)),
         "reused": dict(Counter(runs[k].stage for k in outcome.reused)),
         "failed": {runs[k].label: err for k, err in outcome.failed.items()},
+        "failed_cells": [{"cell": c.label, "why": failed[c.id]} for c in cells if c.id in failed],  # ran without a result
         "blocked": [runs[k].label for k in outcome.blocked],
-        "unfinished_cells": [c.label for c in _still_needed(cells, finished_ids, spec, questions, state)],
+        "unfinished_cells": [c.label for c in _still_needed(cells, finished_ids | set(failed), spec, questions, state)],
         "wall_seconds": round(outcome.seconds, 1),
         "stage_seconds": _seconds(runs, store),
         "collapsed": left_out_cells(records),
@@ -138,7 +147,7 @@ def _still_needed(cells: list[Cell], finished: set[str], spec: GridSpec, questio
         return []
     active = open_arms(questions, state.verdicts)
     later = set(spec.seeds[:questions.plan[-1]])
-    return [c for c in cells if c.id not in finished and (c in state.needed or (c.seed in later and
+    return [c for c in cells if c.id not in finished and (c in state.missing or (c.seed in later and
             (c.regime, canonical(dict(c.point)), c.arm.name) in active))]
 
 

@@ -6,6 +6,11 @@ relative paths as in the workspace, so the stage code is exactly what ``qaug run
 executes). When the stage succeeds, the inputs are unlinked, ``run.json`` is written
 and the folder is renamed into place: a folder without ``run.json`` never exists
 under its key, so a killed grid leaves only ``.tmp`` folders, removed at the next start.
+
+A run whose generated set fails its data checks (a ``DataCheckError``: an outcome of the method on that seed, the
+same every time for the same key) leaves ``<stage>/<key>.failed.json`` with the message: its cell counts as run,
+without a result, so the grid's waves can judge the look it belongs to; nothing else is recorded as failed, and
+any other failure (a bug, a kill, a full disk) is retried by the next ``qaug grid``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from pathlib import Path
 
 from grid.plan import ALL_STAGES, StageRun, producers
+from qaug.checks import DataCheckError
 from qaug.io import InputError, write_json
 from qaug.reproducible import environment
 from tasks.layout import files, rooted
@@ -31,6 +37,16 @@ def run_dir(store: Path, stage: str, key: str) -> Path:
 
 def is_done(store: Path, run: StageRun) -> bool:
     return (run_dir(store, run.stage, run.key) / DONE).is_file()
+
+
+def failure_mark(store: Path, run: StageRun) -> Path:
+    return store / run.stage / f"{run.key}.failed.json"
+
+
+def failures(store: Path, runs: dict[str, StageRun]) -> dict[str, str]:
+    """Key → message of every run of ``runs`` whose generated set failed its data checks (see the module docstring)."""
+    marks = {k: failure_mark(store, r) for k, r in runs.items()}
+    return {k: json.loads(path.read_text())["error"] for k, path in marks.items() if path.is_file()}
 
 
 def clean_partial(store: Path) -> int:
@@ -82,6 +98,10 @@ def execute(store: Path, run: StageRun, runs_by_key: dict[str, StageRun]) -> dic
             shutil.rmtree(work, ignore_errors=True)
             return json.loads((final / DONE).read_text())
         return record
+    except DataCheckError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        write_json(failure_mark(store, run), {"label": run.label, "error": f"{type(err).__name__}: {err}"})
+        raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -5,7 +5,9 @@ order, on the first n_k seeds only, so a killed grid resumes inside its wave and
 what the running grid would. At look 1 every arm runs the first wave's seeds (exploratory arms and controls
 included: they are shown, never judged). A later look runs its new seeds only for the arms of a primary
 comparison still open in that (regime, sweep point): the method and its reference; arms with no open question
-stop. A look whose cells are not all finished is the one in progress: nothing after it is judged.
+stop. A cell whose generated set failed its data checks (grid.store's failure marks) has run, without a result:
+its seed is missing from that arm's pairs, as a collapsed one is. A look whose other cells are not all finished is
+the one in progress: nothing after it is judged.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def group_records(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]
     return groups
 
 
-def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict]) -> Replay:
-    """Judge every complete look in order; stop at the first look with unfinished cells (or at the end of the plan)."""
+def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict], failed: set[str] = frozenset()) -> Replay:
+    """Judge every complete look in order; stop at the first look with unfinished cells (or at the end of the plan).
+    ``failed``: ids of cells that ran without a result (their generated set failed its data checks)."""
     m = len(design.primaries)
-    finished, by_group = {r["cell"] for r in records}, group_records(records)
+    finished, by_group = {r["cell"] for r in records} | set(failed), group_records(records)
     state = Replay(0, [None] * m, [[] for _ in range(m)])
     for look in range(1, design.looks + 1):
         need = cells_for_look(spec, design, cells, state.verdicts, look)

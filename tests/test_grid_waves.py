@@ -194,3 +194,40 @@ def test_pooled_estimate_is_dersimonian_laird_with_the_hartung_knapp_interval() 
     assert got[0]["mean"] == pytest.approx(mu) and got[0]["tau"] == pytest.approx(math.sqrt(tau2))
     assert (got[0]["low"], got[0]["high"]) == pytest.approx((mu - half, mu + half))
     assert pooled(rows[:1]) == []  # one regime: nothing to pool
+
+
+def test_a_cell_whose_generated_set_failed_its_checks_has_run_without_a_result(tmp_path) -> None:
+    """The old regimes run lost 18 cells to failed data checks (digits10's duplicates among them): a look waiting for them
+    would never be judged. They count as run; their seeds are missing from that arm's pairs."""
+    spec = load_grid(grid_file(tmp_path, regimes={"flat": {}}, primary=[{"method": "gan1", "reference": "duplicates"}]))
+    d, cells = design(spec), spec.cells()
+    first = cells_for_look(spec, d, cells, [None], 1)
+    lost = next(c for c in first if (c.arm.name, c.seed) == ("duplicates", 1))
+    records = [record(c, value(c.arm.name, c.seed)) for c in first if c is not lost]
+    assert replay(spec, d, cells, records).judged == 0  # without the mark: still waiting for it
+    state = replay(spec, d, cells, records, {lost.id})
+    assert state.judged == 1 and state.verdicts[0].n == 2
+
+
+def test_a_failed_data_check_leaves_a_mark_and_other_failures_do_not(tmp_path, monkeypatch) -> None:
+    from grid.plan import plan
+    from grid.store import execute, failures, is_done
+    from qaug.checks import DataCheckError
+
+    spec = load_grid(grid_file(tmp_path, regimes={"flat": {}}, seeds=[0, 1]))
+    runs, _ = plan(spec.cells(), False)
+    ingest, other = [r for r in runs.values() if r.stage == "ingest"]
+    store = tmp_path / "store"
+
+    def checks_fail(raw, root):
+        raise DataCheckError("data checks failed for 'accepted': 1 of 12 expectations", [])
+
+    monkeypatch.setattr("tasks.stages.Stage.run", lambda self, raw, root: checks_fail(raw, root))
+    with pytest.raises(DataCheckError):
+        execute(store, ingest, runs)
+    assert failures(store, runs) == {ingest.key: "DataCheckError: data checks failed for 'accepted': 1 of 12 expectations"}
+    assert not is_done(store, ingest) and not list(store.glob("ingest/.*.tmp"))
+    monkeypatch.setattr("tasks.stages.Stage.run", lambda self, raw, root: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        execute(store, other, runs)
+    assert set(failures(store, runs)) == {ingest.key}  # a bug or a kill is retried by the next qaug grid, never recorded
