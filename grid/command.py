@@ -86,11 +86,12 @@ def print_summary(summary: dict, width: int = 100) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from grid.decisions import verdict_text
     from grid.format import ci, group_label, pts
     from grid.report import groups, headline, judges, verdicts
 
-    console = Console(width=min(width, Console().width))
+    import shutil
+
+    console = Console(width=min(width, shutil.get_terminal_size((width, 24)).columns))  # piped: ``width`` columns
     console.print(f"grid {summary['grid']}, judged by {judges(summary.get('classifiers', ['hqcnn']))}")
     if summary.get("decisions"):
         console.print(summary.get("family", ""))
@@ -100,7 +101,7 @@ def print_summary(summary: dict, width: int = 100) -> None:
         for d in summary["decisions"]:
             p_better = d.get("p_better")
             table.add_row(f"{d['arm']} vs {d['reference']}", group_label(d["regime"], d["point"]), d["metric"],
-                          verdict_text(d).split(":")[0], str(d["n"]), f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]",
+                          d["verdict"] + (" (inside ±δ)" if d["within_margin"] else ""), str(d["n"]), f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]",
                           pts(d["margin"], False), "—" if p_better is None else f"{p_better:.2f}")
         console.print(table)
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):
@@ -117,8 +118,9 @@ def print_summary(summary: dict, width: int = 100) -> None:
                           f"{pts(m['mean'], False)} ± {pts(m['sd'], False)}" if m else "—",
                           f"{pts(none['mean'])} {ci(none)}" if none else "", f"{pts(dup['mean'])} {ci(dup)}" if dup else "")
         console.print(table)
-        for s in sentences:
-            console.print("• " + s)
+        for s in sentences:  # the primaries' verdicts in words; the exploratory arms are the table above
+            if not s.startswith("Exploratory"):
+                console.print("• " + s)
 
 
 def status_text(info: dict) -> str:

@@ -142,7 +142,7 @@ def write_report(spec: GridSpec, summary: dict, records: list[dict]) -> str:
              f"<h1>qaug grid <code>{e(spec.name)}</code></h1>",
              f"<p>{e(spec.description)}</p>" if spec.description else "",
              f"<p>{summary['cells_finished']} cells finished (of {summary['cells']} the plan allows) · "
-             f"stage runs {e(str(summary['stage_runs']))} · differences are in percentage points.</p>",
+             f"stage runs: {e(', '.join(f'{k} {v}' for k, v in summary['stage_runs'].items()))} · differences are in percentage points.</p>",
              f"<p>Judged by: {e(judges(summary.get('classifiers', ['hqcnn'])))}.</p>",
              _decision_table(summary), _pooled_table(summary.get("pooled", []))]
     verdict_map = dict(verdicts(summary))
@@ -200,7 +200,7 @@ def _decision_table(summary: dict) -> str:
     cols = ("comparison", "regime", "metric", "verdict", "seeds", "Δ [deciding CI]", "margin", "P(better) [bootstrap 95 %]", "d_z")
     out = [f"<h2>Decisions</h2><p>{e(summary.get('family', ''))}</p><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
     for d in summary["decisions"]:
-        level = f" ({1 - 2 * d['level']:.2%} t)" if d.get("level") else ""
+        level = f" ({(1 - 2 * d['level']) * 100:.4g} % t)" if d.get("level") else ""
         vals = [f"{e(d['arm'])} vs {e(d['reference'])}", e(group_label(d["regime"], d["point"])), e(d["metric"]),
                 f"<span class='{e(d['verdict'])}'>{e(verdict_text(d).split(':')[0])}</span>", str(d["n"]),
                 f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]{level}", f"±{pts(d['margin'], False)}",

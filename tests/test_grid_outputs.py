@@ -250,3 +250,17 @@ def test_a_cell_records_its_accepted_sets_scores_and_judge(tmp_path, monkeypatch
     rows = [r for r in read_csv(out / "results.csv") if (r["arm"], r["seed"]) == ("gan1", "2")]
     assert {r["metric"]: float(r["value"]) for r in rows if r["metric"] in ("label_fidelity", "kid")} == pytest.approx(
         {"label_fidelity": 0.82, "kid": 0.0082})
+
+
+def test_the_terminal_summary_fits_100_columns_and_leads_with_the_decisions(folder, monkeypatch, capsys) -> None:
+    from grid.command import print_summary, show
+
+    path, spec, cells, runs, per_cell, out, store, _ = folder
+    finish(spec, cells, runs, per_cell, out, Outcome())
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the tables still keep to 100
+    print_summary(show(out))
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100
+    decisions = next(i for i, line in enumerate(lines) if "decisions" in line)
+    assert any("gan1 vs none" in line and "seeds" not in line for line in lines[decisions:decisions + 6])
+    assert not any(line.startswith("• Exploratory") for line in lines)  # exploratory arms are the tables, not sentences
