@@ -134,5 +134,6 @@ def status_text(info: dict) -> str:
         lines.append("every look is judged: nothing left to run")
     else:
         cells = ", ".join(f"{what} ×{n}" for what, n in wave["cells_to_run"].items()) or "none (judged on the next run)"
-        lines.append(f"next: wave {wave['look']} (seeds up to {wave['seeds']}): {wave['stage_runs_to_run']} stage runs; cells to run: {cells}")
+        what = f"wave {wave['look']} (seeds up to {wave['seeds']})" if wave["look"] else f"the exploratory arms (seeds up to {wave['seeds']})"
+        lines.append(f"next: {what}: {wave['stage_runs_to_run']} stage runs; cells to run: {cells}")
     return "\n".join(lines)

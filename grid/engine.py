@@ -1,7 +1,8 @@
 """The grid as one Prefect flow run whose stage runs are task runs, on local processes, Dask or Ray.
 
-Seeds come in waves (grid.waves): the flow runs the first wave's cells, judges the primary comparisons, then runs
-the next wave's seeds only for arms with an open question, until all are decided or the plan ends. Within a wave
+Seeds come in waves (grid.waves): the flow runs the first wave's cells of the arms its primary comparisons name,
+judges them, runs the next wave's seeds only for arms with an open question until all are decided or the plan
+ends, then the first wave of the exploratory arms. Within a wave
 the flow is the scheduler: a stage run is submitted once the runs that make its
 inputs have finished (``wait_for`` on their futures draws the real graph in the UI),
 so no worker ever sits waiting for another. Every worker process uses one torch
@@ -145,10 +146,10 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
     with stopping_first():
         while not (state := replay(spec, questions, cells, finished_records(cells, runs, per_cell, store),
                                    set(failed_cells(cells, runs, per_cell, store)))).finished:
-            keys = {k for c in state.missing for k in per_cell[c.id].values()}
+            keys = {k for c in state.to_run for k in per_cell[c.id].values()}
             wave = {k: r for k, r in runs.items() if k in keys}  # plan order: inputs first
-            label = f"wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else ""
-            with GridProgress(spec.name, wave, {c.id: per_cell[c.id] for c in state.missing}, store, terminal=progress, wave=label) as bar:
+            label = (f"wave {state.judged + 1}/{questions.looks}" if questions.looks > 1 else "") if state.missing else "exploratory arms"
+            with GridProgress(spec.name, wave, {c.id: per_cell[c.id] for c in state.to_run}, store, terminal=progress, wave=label) as bar:
                 outcome = schedule(wave, store, in_flight, on_done=bar.advance)
             total.add(outcome)
             unexplained = set(outcome.failed) - set(failures(store, runs))  # not a failed data check: the look cannot be judged

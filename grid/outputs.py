@@ -74,7 +74,7 @@ def status(grid_file: Path, out: Path) -> dict:
     done_by_stage = Counter(runs[k].stage for k in done)
     failed = failed_cells(cells, runs, per_cell, store)
     state = replay(spec, questions, cells, finished_records(cells, runs, per_cell, store), set(failed))
-    next_keys = {k for c in state.missing for k in per_cell[c.id].values() if k not in done}
+    next_keys = {k for c in state.to_run for k in per_cell[c.id].values() if k not in done}
     return {"grid": spec.name, "cells": len(cells), "cells_done": sum(all(k in done for k in keys.values()) for keys in per_cell.values()),
             "stage_runs": len(runs), "stage_runs_done": len(done), "cells_failed": len(failed),
             "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()},
@@ -82,8 +82,8 @@ def status(grid_file: Path, out: Path) -> dict:
             "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0}
                           for p, v in zip(questions.primaries, state.verdicts)],
             "next_wave": None if state.finished else {
-                "look": state.judged + 1, "seeds": questions.plan[state.judged],
-                "cells_to_run": dict(Counter(c.arm.name for c in state.missing)), "stage_runs_to_run": len(next_keys)}}
+                "look": state.judged + 1 if state.missing else None, "seeds": questions.plan[state.judged] if state.missing else questions.plan[0],
+                "cells_to_run": dict(Counter(c.arm.name for c in state.to_run)), "stage_runs_to_run": len(next_keys)}}
 
 
 def finish(spec: GridSpec, cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[str, dict[str, str]], out: Path, outcome) -> dict:
@@ -147,7 +147,7 @@ def _still_needed(cells: list[Cell], finished: set[str], spec: GridSpec, questio
         return []
     active = open_arms(questions, state.verdicts)
     later = set(spec.seeds[:questions.plan[-1]])
-    return [c for c in cells if c.id not in finished and (c in state.missing or (c.seed in later and
+    return [c for c in cells if c.id not in finished and (c in state.missing or c in state.exploratory or (c.seed in later and
             (c.regime, canonical(dict(c.point)), c.arm.name) in active))]
 
 

@@ -2,10 +2,10 @@
 
 The verdicts are a function of the store alone: every look is judged again from the cells finished so far, in
 order, on the first n_k seeds only, so a killed grid resumes inside its wave and ``--status`` and the report say
-what the running grid would. At look 1 every arm runs the first wave's seeds (exploratory arms and controls
-included: they are shown, never judged). A later look runs its new seeds only for the arms of a primary
-comparison still open in that (regime, sweep point): the method and its reference; arms with no open question
-stop. A cell whose generated set failed its data checks (grid.store's failure marks) has run, without a result:
+what the running grid would. A look runs its seeds for the arms of every primary comparison still open in that
+(regime, sweep point): the method and its reference (at look 1 all of them); arms with no open question stop.
+Arms in no primary comparison (exploratory methods, most controls) run the first wave's seeds once the looks are
+done: they are shown, never judged, and the answers should not wait for them. A cell whose generated set failed its data checks (grid.store's failure marks) has run, without a result:
 its seed is missing from that arm's pairs, as a collapsed one is. A look whose other cells are not all finished is
 the one in progress: nothing after it is judged.
 """
@@ -33,12 +33,18 @@ class Replay:
     judged: int  # looks judged (0 before the first wave finished)
     verdicts: list[decide.Verdict | None]  # per primary, after look ``judged``
     differences: list[list[float]]  # per primary: the paired differences its verdict was judged on
-    needed: list[Cell] = field(default_factory=list)  # the next look's cells (empty when the plan is finished)
+    needed: list[Cell] = field(default_factory=list)  # the next look's cells (empty once every look is judged)
     missing: list[Cell] = field(default_factory=list)  # … of those, the ones not finished yet
+    exploratory: list[Cell] = field(default_factory=list)  # unfinished first-wave cells of arms in no primary
 
     @property
     def finished(self) -> bool:
-        return not self.needed
+        return not self.needed and not self.exploratory
+
+    @property
+    def to_run(self) -> list[Cell]:
+        """What the grid runs next: the look in progress, else the exploratory arms."""
+        return self.missing or self.exploratory
 
 
 def open_arms(design: Design, verdicts: list[decide.Verdict | None]) -> set[tuple[str, str, str]]:
@@ -51,10 +57,15 @@ def open_arms(design: Design, verdicts: list[decide.Verdict | None]) -> set[tupl
 
 
 def cells_for_look(spec: GridSpec, design: Design, cells: list[Cell], verdicts: list[decide.Verdict | None], look: int) -> list[Cell]:
-    """The cells look ``look`` (1-based) needs: the first wave everywhere, later seeds where a primary is open."""
-    first, now = set(spec.seeds[:design.plan[0]]), set(spec.seeds[:design.plan[look - 1]])
-    active = open_arms(design, verdicts)
-    return [c for c in cells if c.seed in first or (c.seed in now and (c.regime, canonical(dict(c.point)), c.arm.name) in active)]
+    """The cells look ``look`` (1-based) needs: its seeds for the arms of every still-open primary."""
+    now, active = set(spec.seeds[:design.plan[look - 1]]), open_arms(design, verdicts)
+    return [c for c in cells if c.seed in now and (c.regime, canonical(dict(c.point)), c.arm.name) in active]
+
+
+def exploratory_cells(spec: GridSpec, design: Design, cells: list[Cell]) -> list[Cell]:
+    """The first wave's cells of arms no primary compares: shown with unadjusted numbers, never judged."""
+    first, judged = set(spec.seeds[:design.plan[0]]), open_arms(design, [None] * len(design.primaries))
+    return [c for c in cells if c.seed in first and (c.regime, canonical(dict(c.point)), c.arm.name) not in judged]
 
 
 def differences(by_group: dict[tuple, dict[str, dict[int, dict]]], primary: Primary, seeds: list[int]) -> list[float]:
@@ -88,7 +99,7 @@ def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict
         missing = [c for c in need if c.id not in finished]
         if missing:
             state.needed, state.missing = need, missing
-            return state
+            break
         seeds = list(spec.seeds[:design.plan[look - 1]])
         diffs = [differences(by_group, p, seeds) if not (v and v.decided) else old
                  for p, v, old in zip(design.primaries, state.verdicts, state.differences)]
@@ -96,6 +107,7 @@ def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict
         state.differences, state.judged = diffs, look
         if all(v.decided for v in state.verdicts):
             break
+    state.exploratory = [c for c in exploratory_cells(spec, design, cells) if c.id not in finished]
     return state
 
 

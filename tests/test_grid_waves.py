@@ -97,9 +97,10 @@ def test_waves_run_later_seeds_only_where_a_primary_is_open(tmp_path) -> None:
     spec = load_grid(grid_file(tmp_path, regimes={"flat": {}}))
     d, cells = design(spec), spec.cells()
     first = cells_for_look(spec, d, cells, [None] * len(d.primaries), 1)
-    assert {c.seed for c in first} == {0, 1, 2} and len(first) == 5 * 3  # every arm, controls included, at the first wave
+    assert {(c.arm.name, c.seed) for c in first} == {(a, s) for a in ("none", "duplicates", "gan1", "gan2") for s in (0, 1, 2)}
     state = replay(spec, d, cells, [])
-    assert state.judged == 0 and state.missing == first  # nothing ran: the first wave is what is missing
+    assert state.judged == 0 and state.missing == first and state.to_run == first  # the first wave of the judged arms first
+    assert {(c.arm.name, c.seed) for c in state.exploratory} == {("equal-steps", s) for s in (0, 1, 2)}  # then the others
     records = [record(c, value(c.arm.name, c.seed)) for c in first]
     state = replay(spec, d, cells, records)
     verdicts = {(p.arm, p.reference): v for p, v in zip(d.primaries, state.verdicts)}
@@ -108,9 +109,12 @@ def test_waves_run_later_seeds_only_where_a_primary_is_open(tmp_path) -> None:
     later = {(c.arm.name, c.seed) for c in state.missing}
     assert later == {(a, s) for a in ("none", "duplicates", "gan2") for s in (3, 4, 5)}  # gan1 and equal-steps stop
     # the whole plan, each look from the cells the one before asked for
-    while not state.finished:
+    while state.missing:
         records += [record(c, value(c.arm.name, c.seed)) for c in state.missing]
         state = replay(spec, d, cells, records)
+    assert not state.finished and state.to_run == state.exploratory != []  # every look judged: the exploratory arms now
+    records += [record(c, value(c.arm.name, c.seed)) for c in state.to_run]
+    assert replay(spec, d, cells, records).finished
     verdicts = {(p.arm, p.reference): v for p, v in zip(d.primaries, state.verdicts)}
     assert verdicts[("gan2", "none")].verdict == "equivalent" and verdicts[("gan2", "none")].n in (6, 12)
     assert verdicts[("gan1", "none")].n == 3  # decided at the first look: its later seeds never ran
@@ -147,7 +151,7 @@ def test_decision_rows_carry_the_deciding_interval_and_mark_the_comparisons(tmp_
     records = []
     state = replay(spec, d, cells, records)
     while not state.finished:
-        records += [record(c, value(c.arm.name, c.seed)) for c in state.missing]
+        records += [record(c, value(c.arm.name, c.seed)) for c in state.to_run]
         state = replay(spec, d, cells, records)
     compared = comparisons(records, seeds_judged(spec, d, state))
     rows = decision_rows(d, state, compared)
