@@ -96,7 +96,7 @@ def print_summary(summary: dict, width: int = 100) -> None:
     if summary.get("decisions"):
         console.print(summary.get("family", ""))
         table = Table(title=f"grid {summary['grid']} · decisions (percentage points)")
-        for col in ("comparison", "regime", "metric", "verdict", "seeds", "Δ [deciding CI]", "±δ", "P(better)"):
+        for col in ("comparison", "regime", "metric", "verdict", "seeds", "Δ [CI]", "±δ", "P(better)"):
             table.add_column(col, justify="left" if col in ("comparison", "regime", "metric", "verdict") else "right")
         for d in summary["decisions"]:
             p_better = d.get("p_better")

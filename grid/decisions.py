@@ -71,6 +71,7 @@ def family_text(design: Design) -> str:
     """The family and the rule, in a sentence (the report and the terminal print it)."""
     plan = ", ".join(map(str, design.plan))
     looks = f"{design.looks} looks (after {plan} seeds)" if design.looks > 1 else f"one look at {plan} seeds"
-    return (f"{len(design.primaries)} primary comparisons, family-wise error ≤ {ALPHA:.0%} over {looks}: each look spends "
+    m = len(design.primaries)
+    return (f"{m} primary comparison{'s' if m != 1 else ''}, family-wise error ≤ {ALPHA:.0%} over {looks}: each look spends "
             f"α/{design.looks}, Holm over the open comparisons, paired t for better/worse, TOST for equivalent within the margin; "
             "the interval shown with a verdict is the one that decided it. Everything else is exploratory (unadjusted 95 % intervals).")
