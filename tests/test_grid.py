@@ -331,23 +331,28 @@ def small(prefect_api, tmp_path_factory) -> tuple[Path, Path, dict]:
     return path, folder / "out", result
 
 
-def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path) -> None:
+def kill_grid_when(path: Path, out: Path, ready) -> int:
+    """Start `qaug grid` in a process group of its own, SIGKILL the group once ``ready()``; the stage runs it finished."""
     from prefect.settings import get_current_settings
 
-    path, reference, _ = small
-    out = tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     proc = subprocess.Popen([sys.executable, "-m", "cli", "grid", str(path), "--out", str(out), "--no-progress"], cwd=PROJECT,
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
-        while len(list((out / "store").glob("*/*/run.json"))) < 6:
+        while not ready():
             assert proc.poll() is None and time.monotonic() < deadline, "the grid ended or stalled before it could be killed"
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the grid and its workers, mid-way
         proc.wait(timeout=60)
-    done_before = len(list((out / "store").glob("*/*/run.json")))
+    return len(list((out / "store").glob("*/*/run.json")))
+
+
+def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path) -> None:
+    path, reference, _ = small
+    out = tmp_path / "out"
+    done_before = kill_grid_when(path, out, lambda: len(list((out / "store").glob("*/*/run.json"))) >= 6)
     result = command.run(path, out, "process", 2, None, progress=False)
     total = status(path, out)["stage_runs"]
     ran = sum(result["executed"].values()) + len(result["failed"]) + len(result["blocked"])
@@ -360,25 +365,12 @@ def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path
 def test_a_grid_killed_inside_its_second_wave_resumes_there(prefect_api, tmp_path) -> None:
     """Seeds in waves: killed after the first look was judged and part of the second wave ran, a rerun judges the first
     look again from the store, runs only the second wave's missing stage runs and ends where an uninterrupted run ends."""
-    from prefect.settings import get_current_settings
-
     path = write_grid(tmp_path, {**SMALL, "seeds": {"waves": [2, 3]}, "primary": [{"method": "proto", "reference": "none"}]},
                       name="waves")
     reference = command.run(path, tmp_path / "reference", "process", 2, None, progress=False)
     assert json.loads((tmp_path / "reference/summary.json").read_text())["design"]["looks_judged"] == 2  # open after 2 seeds
     out = tmp_path / "out"
-    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "grid", str(path), "--out", str(out), "--no-progress"], cwd=PROJECT,
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    try:
-        while not list((out / "store/ingest").glob("*/run.json"))[2:]:  # seed 2's ingest: the second wave has begun
-            assert proc.poll() is None and time.monotonic() < deadline, "the grid ended or stalled before it could be killed"
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    done_before = len(list((out / "store").glob("*/*/run.json")))
+    done_before = kill_grid_when(path, out, lambda: len(list((out / "store/ingest").glob("*/run.json"))) >= 3)  # wave 2 began
     result = command.run(path, out, "process", 2, None, progress=False)
     assert sum(result["reused"].values()) == done_before and sum(result["executed"].values()) == sum(reference["executed"].values()) - done_before
     assert (out / "comparisons.csv").read_bytes() == (tmp_path / "reference/comparisons.csv").read_bytes()
