@@ -22,10 +22,6 @@ from tasks.ingest import load_source, parse as parse_ingest
 from tasks.quantum import QuantumParams
 from tasks.stages import check_params
 
-RESTORE_HINT = ("`dvc checkout` restores the outputs dvc repro removed before the failing stage "
-                "(metrics and plots are kept in git: `git checkout -- metrics plots`)")
-
-
 def check(raw: dict, root: Path = Path("."), data: bool = True, backend: bool = True) -> None:
     """Raise ParamsError / InputError / BackendError / FileNotFoundError naming the problem; return when a run
     with params ``raw`` whose stages run in folder ``root`` (relative data paths start there) can start."""
