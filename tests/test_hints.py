@@ -125,15 +125,18 @@ def test_the_hint_after_a_failed_data_check_restores_the_last_good_outputs(histo
     _ok(root, "git checkout -- params.yaml")
 
 
-def test_the_hint_for_a_damaged_input_file_restores_it(history) -> None:
+def test_both_hints_for_a_damaged_input_file_get_it_back(history) -> None:
+    """The cached copy (`dvc checkout --force FILE`), or the stage that writes it run again (`dvc repro -f -s STAGE`:
+    the same bytes, as every stage is seeded)."""
     root, _ = history
-    (root / "models/generator.pt").write_bytes(b"not a checkpoint")
-    failed = _qaug(root, "stage", "generate")
-    assert failed.returncode == 2, failed.stderr
-    hint = re.search(r"`(dvc checkout[^`]*)` restores the cached version", failed.stderr)
-    assert hint, failed.stderr
-    _ok(root, hint[1])
-    assert _md5(root / "models/generator.pt") == _lock_md5(root, "models/generator.pt")
+    for which in (0, 1):
+        (root / "models/generator.pt").write_bytes(b"not a checkpoint")
+        failed = _qaug(root, "stage", "generate")
+        assert failed.returncode == 2, failed.stderr
+        hints = re.search(r"`(dvc checkout[^`]*)` restores the cached version, `(dvc repro[^`]*)` rewrites it", failed.stderr)
+        assert hints and hints[2] == "dvc repro -f -s train_generator", failed.stderr
+        _ok(root, hints[1 + which])
+        assert _md5(root / "models/generator.pt") == _lock_md5(root, "models/generator.pt")
 
 
 def test_a_killed_runs_lock_is_not_stale(tmp_path) -> None:
