@@ -40,7 +40,7 @@ def datasets(args: argparse.Namespace, width: int = 100) -> int:
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    console = Console(width=width, soft_wrap=True)  # soft_wrap: a command line longer than the terminal stays one line
+    console = Console(width=width)
     table = Table(title=f"augmented training sets ({AUGMENTED}), newest first", box=box.SIMPLE_HEAD)
     for col in ("rev", "date", "method", "strategy", "seed", "real", "gen.", "Δ acc.", "data"):
         table.add_column(col, justify="right" if col in ("seed", "real", "gen.", "Δ acc.") else "left", no_wrap=True)
@@ -55,7 +55,7 @@ def datasets(args: argparse.Namespace, width: int = 100) -> int:
     if commands:
         console.print("restore a pushed version next to the workspace (any clone, a fresh one too):", highlight=False)
         for command in commands:
-            console.print(command, highlight=False, markup=False)
+            console.print(command, highlight=False, markup=False, soft_wrap=True)  # one line to copy, however long
     if len(commands) < len(found):
         console.print('"not pushed": its bytes are in no default remote, at most in the cache of the machine that made it',
                       style="dim", highlight=False)

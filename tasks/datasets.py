@@ -46,7 +46,8 @@ def remote_holds(hashes: dict[str, str], root: Path = Path(".")) -> Remote:
         with Repo(str(root)) as repo:
             name = repo.config["core"].get("remote")
             if not name:
-                return Remote(None, set(), "no default DVC remote (`dvc remote add -d NAME URL`, then `dvc push`)")
+                return Remote(None, set(), "this clone's DVC config names no default remote (dvc remote add -d; then dvc push "
+                                           "from a clone whose cache holds the data)")
             holds = set()
             for hash_name in set(hashes.values()):
                 odb = repo.cloud.get_remote_odb(name, "datasets", hash_name=hash_name)

@@ -159,3 +159,22 @@ def test_a_killed_runs_lock_is_not_stale(tmp_path) -> None:
     assert (tmp_path / ".dvc/tmp/qaug-run.lock").read_text() == str(holder.pid)
     with exclusive(tmp_path):
         assert (tmp_path / ".dvc/tmp/qaug-run.lock").read_text() != str(holder.pid)
+
+
+def test_datasets_without_a_usable_remote_marks_every_version_not_pushed_and_says_why(tmp_path) -> None:
+    """No default remote, an empty one, one DVC cannot reach: every version "not pushed", no command, the reason once."""
+    lock = {"schema": "2.0", "stages": {"merge": {"cmd": "qaug stage merge", "outs": [
+        {"path": AUGMENTED, "hash": "md5", "md5": "0123456789abcdef0123456789abcdef", "size": 10}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    _ok(tmp_path, "git init -q && python -m dvc init -q && git add -A && git commit -qm v1")
+    for setup, why in (("true", "names no default remote"), ("python -m dvc remote add -d empty ../empty", None),
+                       ("python -m dvc remote add -f -d far ssh://nohost.invalid/remote", "the default DVC remote could not be asked")):
+        _ok(tmp_path, setup)
+        shown = _qaug(tmp_path, "datasets")
+        assert shown.returncode == 0, shown.stderr
+        assert "not pushed" in shown.stdout and "dvc get" not in shown.stdout
+        if why:
+            assert why in " ".join(shown.stdout.split()), shown.stdout  # the reason, wrapped at 100 columns
+        else:  # reachable and empty: nothing to explain
+            assert "no version counts as pushed" not in shown.stdout
+        assert max(map(len, shown.stdout.splitlines())) <= 100
