@@ -144,8 +144,8 @@ def restore_hint(root: Path = Path(".")) -> str:
         tracked = ""
     folders = [f for f in ("metrics", "plots") if any(line.startswith(f"{f}/") for line in tracked.splitlines())]
     git = f" && git checkout -- {' '.join(folders)}" if folders else ""
-    return (f"`dvc checkout --force{git}` restores the outputs of the last good run (the failed stage's data-check report "
-            "too: its failures are above and in the Data Docs)")
+    return (f"`dvc checkout --force{git}` restores the outputs of the last good run (overwriting what the failed stage "
+            "wrote, e.g. a failed data check's report: its failures are above and in the Data Docs)")
 
 
 def dvc_push(root: Path = Path(".")) -> subprocess.CompletedProcess:

@@ -1,7 +1,7 @@
 """Pre-flight: everything a run needs that params.yaml's types cannot show, checked before any stage runs.
 
 ``dvc repro`` deletes a stage's outputs before running it, so an input problem found inside a
-stage costs the previous outputs (``dvc checkout`` brings them back). ``qaug run``, the Prefect
+stage costs the previous outputs (``dvc checkout --force`` brings them back). ``qaug run``, the Prefect
 flows and ``qaug grid`` call :func:`check` first (after ``qaug.params.read_mapping`` has read params.yaml:
 UTF-8, no key twice): it parses every stage's params, loads the data source (folder, class folders and
 every image readable, 8-bit, at least 8×8, under Pillow's decompression-bomb limit, without transparency:
