@@ -25,5 +25,6 @@ def rewrite_hint(err: Exception) -> str:
     if stage is None:
         return ""
     in_git = err.path.parts[0] in ("metrics", "plots")  # dvc.yaml keeps them out of the DVC cache (cache: false)
-    restore = f"`git checkout -- {err.path}` restores the committed version" if in_git else f"`dvc checkout {err.path}` restores the cached version"
+    # --force: plain `dvc checkout` refuses (exit 255) to overwrite a file that differs from its cached copy
+    restore = f"`git checkout -- {err.path}` restores the committed version" if in_git else f"`dvc checkout --force {err.path}` restores the cached version"
     return f"\n  {err.path} is written by stage {stage}: {restore}, `dvc repro -f -s {stage}` rewrites it"

@@ -5,6 +5,7 @@
   qaug show [--json]        baseline vs augmented metrics and deltas
   qaug datasets             the augmented-set versions (rev, method, sizes, Δ accuracy) and the command restoring each
   qaug show --compare A B   runs side by side (e.g. exact vs a fake device, as DVC experiments)
+  qaug exps                 DVC experiments: the params that differ and the headline metrics, in 120 columns
   qaug grid FILE            a comparison grid (methods × controls × regimes × seeds), paired statistics, HTML report
   qaug show --grid NAME     a grid's verdicts and paired differences with confidence intervals
   qaug flow [--force]       the same as one Prefect flow run: what dvc repro would run, a task run per stage
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     datasets.add_argument("--json", action="store_true")
     datasets.add_argument("--all-branches", action="store_true", help="every local branch's history (e.g. a deployment's commit_branch), not only HEAD's")
     datasets.set_defaults(func=results.datasets)
+
+    exps = sub.add_parser("exps", help="DVC experiments in 120 columns: the params that differ, then accuracy, macro F1 and "
+                                       "generated images (dvc exp show --only-changed cuts the param at that width)")
+    exps.add_argument("-A", "--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
+    exps.add_argument("--json", action="store_true", help="print the rows as JSON")
+    exps.set_defaults(func=results.exps)
 
     docs = sub.add_parser("docs", help="build Great Expectations Data Docs (gx/, offline HTML) from the run's data checks")
     docs.set_defaults(func=results.docs)

@@ -39,7 +39,7 @@ def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     and a server lost mid-run is one line, not tracebacks."""
     from flows.pipeline import pipeline
     from flows.server import api_url, lost_server_errors
-    from tasks.preflight import RESTORE_HINT
+    from qaug.repro import restore_hint
 
     try:
         return pipeline(force=force)
@@ -49,7 +49,7 @@ def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     except Exception as err:
         if isinstance(err, input_errors()):
             raise
-        print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)
+        print(f"qaug {command}: {err}; {restore_hint()}", file=sys.stderr)
         return None
 
 
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from qaug.params import load_params
     import yaml
 
-    from qaug.repro import committed_lock, dvc_repro, exclusive, lock_difference
-    from tasks.preflight import RESTORE_HINT, before_repro
+    from qaug.repro import committed_lock, dvc_repro, exclusive, lock_difference, restore_hint
+    from tasks.preflight import before_repro
     from tasks.stages import NAMES
 
     if server.watched(required=False):  # the UI shows one pipeline run with a task run per stage
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             code, outcome = dvc_repro(force=args.force)
             build_docs()
         if code != 0:
-            print(f"qaug run: a stage failed (dvc repro exit code {code}); {RESTORE_HINT}", file=sys.stderr)
+            print(f"qaug run: a stage failed (dvc repro exit code {code}); {restore_hint()}", file=sys.stderr)
             return 1
     results.show(argparse.Namespace(json=False))
     if not args.no_push:

@@ -1,5 +1,5 @@
 """What a run left: ``qaug show`` (metrics, generated samples, data checks; runs side by side), ``qaug datasets``
-(the augmented sets in the history) and ``qaug docs`` (the data checks' Data Docs)."""
+(the augmented sets in the history), ``qaug exps`` (DVC experiments) and ``qaug docs`` (the data checks' Data Docs)."""
 
 from __future__ import annotations
 
@@ -27,24 +27,64 @@ def docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def datasets(args: argparse.Namespace) -> int:
-    from tasks.datasets import versions
-
-    found = versions(branches=args.all_branches)
-    if args.json:
-        print(json.dumps(found, indent=2))
-        return 0
+def datasets(args: argparse.Namespace, width: int = 100) -> int:
+    """The versions in a table that fits ``width`` columns, then one restore command per pushed version (a line
+    each, to copy whole); a version whose bytes are in no remote is marked "not pushed" and gets none."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="augmented training sets (data/augmented/train.npz), newest first")
-    for col in ("rev", "date", "method", "strategy", "seed", "real", "generated", "Δ accuracy", "restore with"):
-        table.add_column(col, justify="right" if col in ("seed", "real", "generated", "Δ accuracy") else "left")
+    from tasks.datasets import AUGMENTED, versions
+
+    found, problem = versions(branches=args.all_branches)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    console = Console(width=width)
+    table = Table(title=f"augmented training sets ({AUGMENTED}), newest first", box=box.SIMPLE_HEAD)
+    for col in ("rev", "date", "method", "strategy", "seed", "real", "gen.", "Δ acc.", "data"):
+        table.add_column(col, justify="right" if col in ("seed", "real", "gen.", "Δ acc.") else "left", no_wrap=True)
     for v in found:
         delta = "—" if v["accuracy_delta"] is None else f"{v['accuracy_delta']:+.3f}"
         table.add_row(v["rev"], v["date"], str(v["method"]), str(v["strategy"]), str(v["seed"]), str(v["real"]), str(v["generated"]),
-                      delta, v["restore"])
-    Console(width=220).print(table)
+                      delta, "pushed" if v["pushed"] else "[yellow]not pushed[/]")
+    console.print(table)
+    if problem:
+        console.print(f"no version counts as pushed: {problem}", style="yellow", highlight=False)
+    commands = [v["restore"] for v in found if v["restore"]]
+    if commands:
+        console.print("restore a pushed version next to the workspace (any clone, a fresh one too):", highlight=False)
+        for command in commands:
+            console.print(command, highlight=False, markup=False, soft_wrap=True)  # one line to copy, however long
+    if len(commands) < len(found):
+        console.print('"not pushed": its bytes are in no default remote, at most in the cache of the machine that made it',
+                      style="dim", highlight=False)
+    return 0
+
+
+def exps(args: argparse.Namespace, width: int = 120) -> int:
+    """DVC experiments in at most ``width`` columns: the params that differ between the runs, then the headline
+    metrics (``dvc exp show --only-changed`` hides the changed param behind "…" at 120 columns)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tasks.experiments import HEADLINE, dvc_experiments, rows
+
+    found = rows(dvc_experiments(all_commits=args.all_commits))
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    table = Table(title="experiments: the params that differ, and metrics/summary.json's headline numbers")
+    table.add_column("run", no_wrap=True)
+    table.add_column("params that differ", overflow="fold", min_width=18)  # wrapped, never cut: they are what tells the runs apart
+    for label in HEADLINE.values():
+        table.add_column(label, justify="right", no_wrap=True)
+    for r in found:
+        changed = ", ".join(f"{k}={v}" for k, v in r["changed"].items()) or "—"
+        numbers = ["—" if r[k] is None else str(r[k]) if isinstance(r[k], int) else f"{r[k]:+.3f}" if k.endswith("delta")
+                   else f"{r[k]:.3f}" for k in HEADLINE]
+        table.add_row(("└ " if r["experiment"] else "") + r["run"] + (" (failed)" if r["failed"] else ""), changed, *numbers)
+    Console(width=min(width, Console().width)).print(table)
     return 0
 
 

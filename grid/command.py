@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -40,6 +41,28 @@ def one_prefect_api() -> Iterator[None]:
         server.stop()
 
 
+@contextmanager
+def said_once(runs: dict, store: Path) -> Iterator[None]:
+    """Say "Inception FID skipped" once for the grid, when a score_generated run still to do has no weights,
+    and keep the stage runs from saying it once per cell (the workers inherit the variable)."""
+    from grid.store import is_done
+    from qaug.inception import SKIPPED, SKIPPED_SAID, MetricsParams
+    from qaug.params import section
+
+    if any(r.stage == "score_generated" and not is_done(store, r) and section(MetricsParams, r.params, "metrics").inception_weights is None
+           for r in runs.values()):
+        print(f"{SKIPPED} (every cell that scores its generated samples)", flush=True)
+    before = os.environ.get(SKIPPED_SAID)
+    os.environ[SKIPPED_SAID] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SKIPPED_SAID, None)
+        else:
+            os.environ[SKIPPED_SAID] = before
+
+
 def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | None, progress: bool) -> dict:
     """Validate the grid (every cell's params) before any work, then run what is not in the store yet."""
     from grid.engine import grid_flow, task_runner
@@ -58,7 +81,7 @@ def run(grid_file: Path, out: Path, engine: str, workers: int, address: str | No
             check_data(cell.params)
         except (ValueError, FileNotFoundError) as err:
             raise GridError(f"{grid_file}: {axes(cell)}: {str(err).removeprefix('params.yaml: ')}") from None
-    with exclusive(out), one_prefect_api():
+    with exclusive(out), one_prefect_api(), said_once(runs, out / "store"):
         removed = clean_partial(out / "store")
         if removed:
             print(f"removed {removed} unfinished stage run(s) left by an interrupted grid")

@@ -35,6 +35,10 @@ HOW_TO_ENABLE = (
     "(torch-fidelity release v0.2.0, the FID Inception-v3); qaug never downloads weights"
 )
 
+SKIPPED = f"Inception FID skipped: {HOW_TO_ENABLE}"
+# Set by a command that runs score_generated many times and says SKIPPED once itself (a grid): the stage stays quiet.
+SKIPPED_SAID = "QAUG_INCEPTION_SKIPPED_SAID"
+
 
 @dataclass(frozen=True)
 class MetricsParams:
@@ -55,7 +59,7 @@ def fid_from(params: MetricsParams) -> tuple[Any, dict]:
     """(torchmetrics' FID metric or None, what the metrics file records about it: the weights' name, SHA-256 and
     whether they are the published ones, or how to enable it)."""
     if params.inception_weights is None:
-        return None, {"enabled": False, "note": f"Inception FID skipped: {HOW_TO_ENABLE}"}
+        return None, {"enabled": False, "note": SKIPPED}
     weights = Path(params.inception_weights).expanduser()
     metric = load_fid_metric(weights, params.inception_features)
     digest = sha256(weights)

@@ -133,6 +133,21 @@ def dvc_repro(force: bool = False, root: Path = Path(".")) -> Repro:
     return Repro(proc.returncode, outcome)
 
 
+def restore_hint(root: Path = Path(".")) -> str:
+    """After a failed stage: the one command that puts back the outputs dvc.lock records. ``--force``: the failed
+    stage may have written one of its outputs before failing (a data check writes its report, then fails), and a
+    plain ``dvc checkout`` refuses to overwrite a file it has no copy of (exit 255). Metrics and plots are kept in
+    git (``cache: false``): ``git checkout`` restores those of them git tracks."""
+    try:
+        tracked = subprocess.run(["git", "ls-files", "--", "metrics", "plots"], cwd=root, capture_output=True, text=True).stdout
+    except OSError:  # no git on this machine
+        tracked = ""
+    folders = [f for f in ("metrics", "plots") if any(line.startswith(f"{f}/") for line in tracked.splitlines())]
+    git = f" && git checkout -- {' '.join(folders)}" if folders else ""
+    return (f"`dvc checkout --force{git}` restores the outputs of the last good run (overwriting what the failed stage "
+            "wrote, e.g. a failed data check's report: its failures are above and in the Data Docs)")
+
+
 def dvc_push(root: Path = Path(".")) -> subprocess.CompletedProcess:
     """``dvc push`` of the run's data to the default DVC remote; output captured for the caller to show."""
     return subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=root, env=_env(), capture_output=True, text=True)

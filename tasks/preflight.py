@@ -1,7 +1,7 @@
 """Pre-flight: everything a run needs that params.yaml's types cannot show, checked before any stage runs.
 
 ``dvc repro`` deletes a stage's outputs before running it, so an input problem found inside a
-stage costs the previous outputs (``dvc checkout`` brings them back). ``qaug run``, the Prefect
+stage costs the previous outputs (``dvc checkout --force`` brings them back). ``qaug run``, the Prefect
 flows and ``qaug grid`` call :func:`check` first (after ``qaug.params.read_mapping`` has read params.yaml:
 UTF-8, no key twice): it parses every stage's params, loads the data source (folder, class folders and
 every image readable, 8-bit, at least 8×8, under Pillow's decompression-bomb limit, without transparency:
@@ -21,10 +21,6 @@ from qmodels.backends import BackendError, connect, redact
 from tasks.ingest import load_source, parse as parse_ingest
 from tasks.quantum import QuantumParams
 from tasks.stages import check_params
-
-RESTORE_HINT = ("`dvc checkout` restores the outputs dvc repro removed before the failing stage "
-                "(metrics and plots are kept in git: `git checkout -- metrics plots`)")
-
 
 def check(raw: dict, root: Path = Path("."), data: bool = True, backend: bool = True) -> None:
     """Raise ParamsError / InputError / BackendError / FileNotFoundError naming the problem; return when a run

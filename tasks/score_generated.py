@@ -26,6 +26,7 @@ real training images (independent of the HQCNN that filters):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import torch
 
 from qaug.device import device_of
 from qaug.generation_metrics import diversity, duplicate_rates, frechet_distance, kernel_inception_distance, nearest_distances
-from qaug.inception import MetricsParams, fid_from, inception_features
+from qaug.inception import SKIPPED_SAID, MetricsParams, fid_from, inception_features
 from qaug.io import load_arrays, load_image_set, write_metrics
 from qaug.params import section, seed_of
 from qmodels.classical import embed, predict, train_classifier
@@ -117,7 +118,7 @@ def run(seed: int, params: MetricsParams, device: torch.device, paths: ScorePath
     cand, acc = load_arrays(paths.candidates), load_arrays(paths.accepted)
     names = [str(c) for c in train.classes]
     fid_metric, inception = fid_from(params)  # loaded first: a wrong file fails before any work
-    if fid_metric is None:
+    if fid_metric is None and not os.environ.get(SKIPPED_SAID):  # a grid says it once, not once per cell
         print(inception["note"], flush=True)
     real_inception = inception_features(fid_metric, train.images) if fid_metric else None
     log.info("training the judge CNN on %d real images", len(train.labels))

@@ -148,3 +148,57 @@ def test_dvc_repro_streams_its_output_and_notes_what_dvc_did_with_each_stage(tmp
     (tmp_path / "a.txt").unlink()
     assert dvc_repro(root=tmp_path) == (0, {"first": "restored", "second": "unchanged"})
     assert dvc_repro(force=True, root=tmp_path) == (0, {"first": "ran", "second": "ran"})
+
+
+def test_exps_shows_the_changed_params_and_headline_metrics_in_120_columns(tmp_path, monkeypatch) -> None:
+    """Real `dvc exp run`s of a one-stage project with the pipeline's params and metrics/summary.json: `dvc exp
+    show --only-changed` puts the metrics and the dependency hashes first, cutting the changed params at 120
+    columns; `qaug exps` shows each experiment's params that differ and its headline numbers."""
+    from rich.console import Console
+
+    from cli import results
+    from tests.pipeline_helpers import tiny_params
+
+    env = project_env()
+    run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True, text=True, timeout=900)  # noqa: E731
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (tmp_path / "score.py").write_text(
+        "import json, yaml\np = yaml.safe_load(open('params.yaml'))\n"
+        "acc = round(0.9 - p['filter']['tau'] / 10 + p['augment']['n_gen'] / 1000, 4)\n"
+        "json.dump({'accuracy_baseline': 0.9, 'accuracy_augmented': acc, 'accuracy_delta': acc - 0.9, 'macro_f1_baseline': 0.8,\n"
+        "           'macro_f1_augmented': acc - 0.1, 'macro_f1_delta': acc - 1.0, 'recall_delta_0': 0.01, 'recall_delta_1': 0.02,\n"
+        "           'recall_delta_2': 0.03, 'train_real': 36, 'train_generated': p['augment']['n_gen']}, open('metrics/summary.json', 'w'))\n"
+        "open('data/augmented/train.npz', 'w').write(str(acc))\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"score": {
+        "cmd": f"{sys.executable} score.py", "deps": ["score.py"], "params": ["filter", "augment", "quantum"],
+        "outs": ["data/augmented/train.npz"], "metrics": [{"metrics/summary.json": {"cache": False}}]}}}))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "data/augmented").mkdir(parents=True)
+    run("git", "init", "-q", "-b", "main")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    run(sys.executable, "-m", "dvc", "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    run(sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "tau-half", "-S", "filter.tau=0.5")
+    run(sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "brisbane-30", "-S", "quantum.backend=fake:FakeBrisbane", "-S", "augment.n_gen=30")
+    monkeypatch.chdir(tmp_path)
+    console = Console(width=120, record=True)
+    monkeypatch.setattr("rich.console.Console", lambda width=None, **kw: console)
+    assert results.exps(__import__("argparse").Namespace(all_commits=False, json=False)) == 0
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 120, "\n".join(lines)
+    cells: dict[str, list[list[str]]] = {}  # run → its lines' cells (a run's params wrap onto the lines below it)
+    for line in lines:
+        cols = [c.strip() for c in line.split("│")[1:-1]]
+        if cols and cols[0]:
+            cells[cols[0]] = [cols]
+        elif cols:
+            cells[list(cells)[-1]].append(cols)
+    params = {run: " ".join(c[1] for c in rows) for run, rows in cells.items()}
+    numbers = {run: rows[0][2:] for run, rows in cells.items()}
+    assert set(cells) == {"workspace", "main", "└ tau-half", "└ brisbane-30"}
+    assert params["main"] == "augment.n_gen=12, filter.tau=0.34, quantum.backend=exact"
+    assert params["└ tau-half"] == "augment.n_gen=12, filter.tau=0.5, quantum.backend=exact"  # exp run -S applies to the workspace:
+    assert params["└ brisbane-30"] == "augment.n_gen=30, filter.tau=0.5, quantum.backend=fake:FakeBrisbane"  # tau stays 0.5
+    assert numbers["└ tau-half"] == ["0.900", "0.862", "-0.038", "-0.138", "12"]
+    assert numbers["└ brisbane-30"] == ["0.900", "0.880", "-0.020", "-0.120", "30"]

@@ -124,3 +124,26 @@ def test_qaug_docs_without_checks_says_what_to_run(tmp_path, monkeypatch, capsys
 def test_report_list_matches_the_stages_check_outputs() -> None:
     outs = {p for name in NAMES for p in files(get(name).paths_object(), "out") if p.parts[:2] == ("data", "checks")}
     assert outs == set(CHECKS)
+
+
+def test_rerunning_the_stored_leakage_expectation_checks_every_test_image(tmp_path) -> None:
+    """The stages validate against the test digests found in the set (fast, same verdict); gx/ keeps them all, so
+    the checkpoint's validation rerun on a set holding a test image fails."""
+    import great_expectations as gx
+
+    from qaug.checks import _sample_table
+
+    rng = np.random.default_rng(1)
+    images, labels, test = rng.random((6, *SHAPE), dtype=np.float32), np.arange(6) % 3, rng.random((4, *SHAPE), dtype=np.float32)
+    report = check_image_set("accepted", images, labels, num_classes=3, image_shape=SHAPE, forbidden=test, raise_on_failure=False)
+    assert report.success
+    write_json(tmp_path / CHECKS[1], report.to_dict())
+    build_from_reports([CHECKS[1]], tmp_path)
+    context = gx.get_context(mode="file", project_root_dir=str(tmp_path))
+    stored = context.suites.get("accepted-samples").expectations[-1]
+    assert stored.expectation_type == "expect_column_values_to_not_be_in_set" and len(stored.value_set) == 4
+    checkpoint = context.checkpoints.get("qaug")
+    definition = next(d for d in checkpoint.validation_definitions if d.name == "accepted-samples")
+    leaked = _sample_table(np.concatenate([images, test[2:3]]), np.concatenate([labels, [1]]))
+    result = definition.run(batch_parameters={"dataframe": leaked})
+    assert [r.expectation_config.type for r in result.results if not r.success] == ["expect_column_values_to_not_be_in_set"]

@@ -496,6 +496,22 @@ def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     assert sorted(summary["unfinished_cells"]) == ["mosaiq · tiny · seed 0", "mosaiq · tiny · seed 1"]
 
 
+def test_a_grid_says_inception_fid_skipped_once_not_once_per_cell(prefect_api, tmp_path) -> None:
+    """Two cells score their generated samples without Inception weights: one line for the grid, as `qaug run`
+    prints it once (the stage runs in the worker processes stay quiet)."""
+    from prefect.settings import get_current_settings
+
+    path = write_grid(tmp_path, {**SMALL, "controls": ["none"], "score_generated": True})
+    proc = subprocess.run([sys.executable, "-m", "cli", "grid", str(path), "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": get_current_settings().api.url}, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(list((tmp_path / "small/store/score_generated").iterdir())) == 2
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "Inception FID skipped" in line]
+    assert said == ["Inception FID skipped: set metrics.inception_weights in params.yaml to a local copy of "
+                    "weights-inception-2015-12-05-6726825d.pth (torch-fidelity release v0.2.0, the FID Inception-v3); qaug never "
+                    "downloads weights (every cell that scores its generated samples)"], said
+
+
 # --- a grid judged by a ResNet (HybridQ's protocol) -------------------------------------------------------------
 
 RESNET = {  # prototype samples (no generator training), ResNet-18 from scratch, a mixing-ratio sweep

@@ -446,7 +446,7 @@ def test_a_damaged_input_file_is_named_with_the_stage_that_writes_it(run, tmp_pa
     err = capsys.readouterr().err
     writer = {"models/baseline.pt": "train_baseline", "data/prepared/train.npz": "ingest", "data/analysis/errors.json": "analyze_errors",
               "models/generator.pt": "train_generator", "data/generated/candidates.npz": "generate"}[rel]
-    assert f"{rel} is written by stage {writer}: `dvc checkout {rel}` restores the cached version" in err
+    assert f"{rel} is written by stage {writer}: `dvc checkout --force {rel}` restores the cached version" in err
 
 
 def test_a_classifier_of_other_images_is_refused(run, tmp_path) -> None:
