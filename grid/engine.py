@@ -78,8 +78,7 @@ class Outcome:
     seconds: float = 0.0
 
     def add(self, wave: "Outcome") -> None:
-        """A later wave's outcome into the grid's (a run reused by a wave but made by an earlier one is not reused)."""
-        self.reused += [k for k in wave.reused if k not in self.executed and k not in self.reused]
+        """A wave's outcome into the grid's (what the finished cells reused is counted once, at the end)."""
         self.executed += wave.executed
         self.failed |= wave.failed
         self.blocked += wave.blocked
