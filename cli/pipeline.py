@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from cli import results, server
@@ -36,21 +37,24 @@ def stage(args: argparse.Namespace) -> int:
 def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     """The pipeline flow (a task run per stage, through DVC): each stage's outcome ("ran", "restored",
     "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate,
-    and a server lost mid-run is one line, not tracebacks."""
+    and a server lost mid-run is one line saying what to do, not Prefect's tracebacks and event dumps."""
     from flows.pipeline import pipeline
-    from flows.server import api_url, lost_server_errors
+    from flows.server import api_url, lost_server_errors, watching
     from tasks.preflight import RESTORE_HINT
 
-    try:
-        return pipeline(force=force)
-    except lost_server_errors() as err:
-        raise ServerDown(f"lost the Prefect server at {api_url() or 'its temporary address'} during the run "
-                         f"({type(err).__name__}); the stages that finished are recorded in dvc.lock: run again to go on") from None
-    except Exception as err:
-        if isinstance(err, input_errors()):
-            raise
-        print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)
-        return None
+    url = api_url()
+    with watching(url) if url else nullcontext(None) as lost:
+        try:
+            return pipeline(force=force)
+        except Exception as err:
+            if (lost is not None and lost.is_set()) or isinstance(err, lost_server_errors()):
+                raise ServerDown(f"lost the Prefect server at {url or 'its temporary address'} during the run; start it again "
+                                 f"(`prefect server start`) and run `qaug {command}`: the stages that finished are in dvc.lock and "
+                                 "do not run again (`qaug automations` marks this run Crashed once the server is back)") from None
+            if isinstance(err, input_errors()):
+                raise
+            print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)
+            return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,4 +125,16 @@ def deploy(args: argparse.Namespace) -> int:
     from flows.scheduled import deploy as register
 
     server.watched(required=True)
-    return register(args.name)
+    code = register(args.name)
+    return code or automations(args)
+
+
+def automations(args: argparse.Namespace) -> int:
+    """The server's automations: runs whose heartbeats stopped are marked Crashed; with ``--notify``, failed runs
+    send a message (``qaug deploy`` installs them too)."""
+    from flows.automations import install
+
+    server.watched(required=True)
+    for name in install(notify=getattr(args, "notify", None)):
+        print(f"installed the automation {name!r} on {server.api_url()}")
+    return 0
