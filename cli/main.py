@@ -26,7 +26,7 @@ from cli.errors import input_errors, rewrite_hint
 from qaug import __version__
 from qaug.lifeline import hold
 from qaug.reproducible import pin
-from qaug.settings import configure
+from qaug.settings import LOG_FORMAT, configure
 
 
 # The commands whose processes (Prefect server and workers, DVC, stages) must not outlive them: qaug.lifeline.
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and args.command in OWNERS:  # this process is the command (not a caller's function call)
         hold()
     configure(quiet_prefect=args.command == "grid")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("qaug").setLevel(logging.INFO)  # stages' own progress and outcomes (a Prefect run's log shows them)
     try:
         return args.func(args)

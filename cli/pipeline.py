@@ -42,6 +42,10 @@ def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     from flows.server import api_url, lost_server_errors, watching
     from tasks.preflight import RESTORE_HINT
 
+    from qaug.repro import exclusive
+
+    with exclusive():  # a second run is refused here, before it makes a flow run (the flow takes the lock itself)
+        pass
     url = api_url()
     with watching(url) if url else nullcontext(None) as lost:
         try:

@@ -102,7 +102,8 @@ def test_task_runs_follow_dvc_yaml_graph_and_are_named_by_stage(flow_run) -> Non
     with get_client(sync_client=True) as client:
         name = client.read_flow_run(state.state_details.flow_run_id).name
     method = params["augment"]["method"]
-    assert name == f"{method}{'/' + params['qgan']['model'] if method == 'qgan' else ''}, seed {params['seed']}"
+    model = f"/{params['qgan']['model']}" if method == "qgan" else ""
+    assert name == f"{method}{model} · {params['augment']['strategy']} · seed {params['seed']}"  # e.g. "qgan/patch · customised · seed 0"
 
 
 def test_every_stage_logs_its_work_and_training_shows_progress(flow_run) -> None:
