@@ -111,3 +111,34 @@ def test_a_refused_concurrent_run_makes_no_flow_run_and_no_traceback(prefect_api
     (line,) = cli.stderr.strip().splitlines()
     assert line.startswith(f"qaug flow: another qaug run is running in {tmp_path.resolve()} (pid {holder.pid})"), line
     assert after == before, f"{len(after - before)} flow run(s) made in {time.time() - started:.0f} s"
+
+
+def test_grid_task_runs_carry_their_stages_log_lines(prefect_api, tmp_path) -> None:
+    """A grid stage run in a worker process (as `qaug grid` runs it): its stage's INFO lines in its task run's log."""
+    from prefect.client.schemas.filters import LogFilterTaskRunId
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from grid.engine import stage_task
+    from grid.plan import StageRun
+    from tests.pipeline_helpers import tiny_params
+
+    run = StageRun("ingest", "k0", tiny_params(), (), "ingest · tiny · seed 0")
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def one_cell() -> str:
+        future = stage_task.submit(run, str(tmp_path / "store"), {})
+        future.result()
+        return future.task_run_id
+
+    state = one_cell(return_state=True)
+    assert state.is_completed(), state.message
+    task_run_id = state.result()
+    deadline = time.monotonic() + 30  # the worker process sends its log lines on its own schedule
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run_id])))
+        if any(log.name == "qaug.ingest" for log in logs):
+            break
+        time.sleep(1)
+    ingested = [log for log in logs if log.name == "qaug.ingest"]
+    assert ingested and ingested[0].message.startswith("ingested ") and ingested[0].level == logging.INFO, [log.message for log in logs]
