@@ -24,10 +24,15 @@ def stage(args: argparse.Namespace) -> int:
     chosen.parse(raw)  # bad params fail here, before any work
     print(f"[{NAMES.index(args.name) + 1}/{len(NAMES)}] {args.name}", flush=True)
     start = time.perf_counter()
-    if server.watched(required=False):  # a server is watching and this is not a stage of the pipeline flow: its own flow run
-        from flows.stage import stage_flow
+    if server.watched(required=False):  # a server is watching and this is not a stage of the pipeline flow
+        from flows import experiment
 
-        summary = stage_flow(args.name, args.params)
+        if experiment.current():  # a stage of `dvc exp run`: a task run of the experiment's one flow run
+            summary = experiment.run_stage(args.name, raw, experiment.current())
+        else:  # run by hand: its own flow run
+            from flows.stage import stage_flow
+
+            summary = stage_flow(args.name, args.params)
     else:
         summary = chosen.run(raw)
     print(f"{args.name}: done in {time.perf_counter() - start:.1f} s  {json.dumps(summary)}", flush=True)

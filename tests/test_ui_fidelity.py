@@ -142,3 +142,35 @@ def test_grid_task_runs_carry_their_stages_log_lines(prefect_api, tmp_path) -> N
         time.sleep(1)
     ingested = [log for log in logs if log.name == "qaug.ingest"]
     assert ingested and ingested[0].message.startswith("ingested ") and ingested[0].level == logging.INFO, [log.message for log in logs]
+
+
+def test_a_dvc_experiment_is_one_flow_run_named_after_it(prefect_api, tmp_path, monkeypatch) -> None:
+    """`dvc exp run` runs `qaug stage NAME` once per stage with DVC_EXP_NAME set: one flow run for the experiment,
+    a task run per stage with its log lines; a stage of no experiment keeps its own flow run."""
+    import uuid
+
+    import yaml
+    from prefect.client.schemas.filters import FlowRunFilterTags, LogFilterTaskRunId
+
+    from cli.main import main
+    from tests.pipeline_helpers import tiny_params
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    experiment = f"exp-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("DVC_EXP_NAME", experiment)
+    with get_client(sync_client=True) as client:
+        stage_runs = lambda: {r.id for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["qaug-stage"])))}  # noqa: E731
+        before = stage_runs()
+        for name in ("ingest", "train_baseline"):
+            assert main(["stage", name]) == 0
+        _flush_run_logs()
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"dvc-exp:{experiment}"])))
+        assert stage_runs() == before  # no flow run per stage
+        (run,) = runs
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        ingest = next(t for t in tasks if t.name == "ingest")
+        logs = client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=[ingest.id])))
+    assert run.name == f"{experiment} · qgan/patch · customised · seed 0" and run.state.is_completed()
+    assert sorted(t.name for t in tasks) == ["ingest", "train_baseline"] and all(t.state.is_completed() for t in tasks)
+    assert any(log.name == "qaug.ingest" and log.message.startswith("ingested ") for log in logs), [log.message for log in logs]
