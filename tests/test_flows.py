@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, F
                                             LogFilterTaskRunId)
 from prefect.settings import get_current_settings
 
+from flows.automations import ZOMBIES
 from flows.pipeline import pipeline
 from flows.record import commit_results
 from flows.stage import stage_flow
@@ -264,6 +265,7 @@ def test_the_nightly_deployment_runs_through_its_work_pool(flow_run) -> None:
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     with get_client(sync_client=True) as client:
         found = client.read_deployment_by_name("qaug-pipeline/qaug-nightly")
+        assert len(client.read_automations_by_name(ZOMBIES)) == 1  # deploy installs the zombie automation
         assert found.work_pool_name == "qaug" and found.global_concurrency_limit.limit == 1
         assert found.concurrency_options.collision_strategy == "ENQUEUE"
         (schedule,) = found.schedules

@@ -130,3 +130,35 @@ def test_a_server_lost_mid_flow_costs_one_line_and_its_run_ends_crashed(server, 
         while (state := client.read_flow_run(run.id).state).type == StateType.RUNNING and time.monotonic() < deadline:
             time.sleep(1)
     assert state.type == StateType.CRASHED and "no heartbeat" in state.message, state
+
+
+def test_qaug_automations_installs_once_and_refuses_what_it_cannot_do(prefect_api, capsys) -> None:
+    """Heartbeats off or an unknown notification block: one line, exit 2, nothing installed; a second install
+    replaces the first; --notify adds the failure notification through that block."""
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from cli.main import main
+    from flows.automations import FAILURES, ZOMBIES
+
+    def installed() -> dict:
+        with get_client(sync_client=True) as client:
+            return {name: client.read_automations_by_name(name) for name in (ZOMBIES, FAILURES)}
+
+    assert main(["automations"]) == 2  # the test session sends no heartbeats
+    assert "flow-run heartbeats are off" in capsys.readouterr().err
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60}):
+        assert main(["automations", "--notify", "slack-webhook/nobody"]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("qaug automations: --notify slack-webhook/nobody: no such notification block"), line
+        assert installed() == {ZOMBIES: [], FAILURES: []}
+        assert main(["automations"]) == 0 and main(["automations"]) == 0
+        (zombies,) = installed()[ZOMBIES]
+        assert zombies.trigger.within.total_seconds() == 180 and zombies.actions[0].state.value == "CRASHED"
+        block = SlackWebhook(url="http://127.0.0.1:9/hook").save(f"qaug-test-{id(capsys)}")
+        assert main(["automations", "--notify", f"slack-webhook/qaug-test-{id(capsys)}"]) == 0
+    found = installed()
+    (failures,) = found[FAILURES]
+    assert len(found[ZOMBIES]) == 1 and failures.actions[0].block_document_id == block
+    assert failures.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
