@@ -66,18 +66,25 @@ def silence_prefect() -> None:
 
 
 @contextmanager
-def watching(url: str, every: float = 0.5) -> Iterator[threading.Event]:
-    """While the block runs, ask the server's health endpoint every ``every`` seconds; once it does not answer,
-    silence Prefect (:func:`silence_prefect`) and set the event the block gets, so the caller says it in one
-    line. A connection that fails is a lost server; any HTTP answer (an auth error too) is a server."""
+def watching(url: str, every: float = 0.5, patience: int = 3) -> Iterator[threading.Event]:
+    """While the block runs, ask the server's health endpoint every ``every`` seconds; once it is gone, silence
+    Prefect (:func:`silence_prefect`) and set the event the block gets, so the caller says it in one line. Gone:
+    a refused connection, or ``patience`` requests in a row without an answer (a busy server answers late, not
+    never); any HTTP answer (an auth error too) is a server."""
     lost, done = threading.Event(), threading.Event()
 
     def watch() -> None:
+        silent = 0
         with httpx.Client(timeout=2.0) as client:
             while not done.wait(every):
                 try:
                     client.get(f"{url.rstrip('/')}/health")
+                    silent = 0
+                except httpx.ConnectError:
+                    silent = patience
                 except httpx.TransportError:
+                    silent += 1
+                if silent >= patience:
                     silence_prefect()
                     lost.set()
                     return
