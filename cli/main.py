@@ -23,6 +23,7 @@ import sys
 
 from cli import experiments, grids, pipeline, results
 from cli.errors import input_errors, rewrite_hint
+from cli.server import ServerLost
 from qaug import __version__
 from qaug.lifeline import hold
 from qaug.reproducible import pin
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("qaug").setLevel(logging.INFO)  # stages' own progress and outcomes (a Prefect run's log shows them)
     try:
         return args.func(args)
+    except ServerLost:
+        return 2
     except input_errors() as err:
         print(f"qaug {args.command}: {err}{rewrite_hint(err)}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli import results, server
 from cli.errors import input_errors
-from cli.server import ServerDown
+from cli.server import ServerDown, ServerLost
 
 
 def stage(args: argparse.Namespace) -> int:
@@ -41,25 +41,28 @@ def stage(args: argparse.Namespace) -> int:
 
 def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     """The pipeline flow (a task run per stage, through DVC): each stage's outcome ("ran", "restored",
-    "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate,
-    and a server lost mid-run is one line saying what to do, not Prefect's tracebacks and event dumps."""
+    "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate.
+    A server lost mid-run is one line, said when it goes (Prefect then retries for minutes before it gives up),
+    instead of Prefect's tracebacks and event dumps."""
     from flows.pipeline import pipeline
     from flows.server import api_url, lost_server_errors, watching
-    from tasks.preflight import RESTORE_HINT
-
     from qaug.repro import exclusive
+    from tasks.preflight import RESTORE_HINT
 
     with exclusive():  # a second run is refused here, before it makes a flow run (the flow takes the lock itself)
         pass
     url = api_url()
-    with watching(url) if url else nullcontext(None) as lost:
+    lost_line = (f"qaug {command}: lost the Prefect server at {url or 'its temporary address'}: this run stops once its running stage "
+                 f"ends (dvc.lock keeps every finished stage); start the server again (`prefect server start`) and run `qaug {command}` "
+                 "to go on (`qaug automations` marks this run Crashed once the server is back)")
+    with watching(url, on_lost=lambda: print(lost_line, file=sys.stderr, flush=True)) if url else nullcontext(None) as lost:
         try:
             return pipeline(force=force)
         except Exception as err:
-            if (lost is not None and lost.is_set()) or isinstance(err, lost_server_errors()):
-                raise ServerDown(f"lost the Prefect server at {url or 'its temporary address'} during the run; start it again "
-                                 f"(`prefect server start`) and run `qaug {command}`: the stages that finished are in dvc.lock and "
-                                 "do not run again (`qaug automations` marks this run Crashed once the server is back)") from None
+            if lost is not None and lost.is_set():
+                raise ServerLost() from None
+            if isinstance(err, lost_server_errors()):  # a temporary server, or one the watcher had not yet missed
+                raise ServerDown(lost_line.split(": ", 1)[1]) from None
             if isinstance(err, input_errors()):
                 raise
             print(f"qaug {command}: {err}; {RESTORE_HINT}", file=sys.stderr)

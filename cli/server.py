@@ -10,6 +10,10 @@ class ServerDown(RuntimeError):
     """The configured Prefect server does not answer."""
 
 
+class ServerLost(RuntimeError):
+    """The server went away during the run, and the user was told when it did (one line): exit 2, nothing more."""
+
+
 def api_url() -> str | None:
     from flows.server import api_url as configured
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -66,9 +66,10 @@ def silence_prefect() -> None:
 
 
 @contextmanager
-def watching(url: str, every: float = 0.5, patience: int = 3) -> Iterator[threading.Event]:
+def watching(url: str, on_lost: Callable[[], None], every: float = 0.5, patience: int = 3) -> Iterator[threading.Event]:
     """While the block runs, ask the server's health endpoint every ``every`` seconds; once it is gone, silence
-    Prefect (:func:`silence_prefect`) and set the event the block gets, so the caller says it in one line. Gone:
+    Prefect (:func:`silence_prefect`), call ``on_lost`` (the caller's one line) and set the event the block
+    gets. Gone:
     a refused connection, or ``patience`` requests in a row without an answer (a busy server answers late, not
     never); any HTTP answer (an auth error too) is a server."""
     lost, done = threading.Event(), threading.Event()
@@ -86,6 +87,7 @@ def watching(url: str, every: float = 0.5, patience: int = 3) -> Iterator[thread
                     silent += 1
                 if silent >= patience:
                     silence_prefect()
+                    on_lost()
                     lost.set()
                     return
 
