@@ -9,7 +9,7 @@
   qaug show --grid NAME     a grid's verdicts and paired differences with confidence intervals
   qaug flow [--force]       the same as one Prefect flow run: what dvc repro would run, a task run per stage
   qaug deploy               register prefect.yaml's nightly deployment on its work pool (a worker runs it)
-  qaug automations         on the Prefect server: runs whose process died are marked Crashed (deploy does it too)
+  qaug automations          on the Prefect server: runs whose process died are marked Crashed (deploy does it too)
   qaug schedule --cron ...  serve the nightly deployment from this process instead (one machine, no worker)
   qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
   qaug gaussian             Gunduz's 1-D WGAN-GP experiment: N(0, 0.2), moments + histogram

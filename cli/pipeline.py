@@ -145,8 +145,9 @@ def automations(args: argparse.Namespace) -> int:
     """The server's automations: runs whose heartbeats stopped are marked Crashed; with ``--notify``, failed runs
     send a message (``qaug deploy`` installs them too)."""
     from flows.automations import install
+    from flows.server import api_url
 
     server.watched(required=True)
-    for name in install(notify=getattr(args, "notify", None)):
-        print(f"installed the automation {name!r} on {server.api_url()}")
+    for name in install(notify=args.notify):
+        print(f"installed the automation {name!r} on {api_url()}")
     return 0

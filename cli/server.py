@@ -14,12 +14,6 @@ class ServerLost(RuntimeError):
     """The server went away during the run, and the user was told when it did (one line): exit 2, nothing more."""
 
 
-def api_url() -> str | None:
-    from flows.server import api_url as configured
-
-    return configured()
-
-
 def watched(required: bool) -> bool:
     """Whether a Prefect server is configured and answers. A stage of a run that already decided (the pipeline
     flow logs its output; a fallback run goes without) does not ask. A configured server that is down: a warning

@@ -33,7 +33,7 @@ def _experiment_run(client, experiment: str, raw: dict):
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterTags
     from prefect.states import Running
 
-    from flows.pipeline import describe
+    from flows.names import describe
 
     tag = f"dvc-exp:{experiment}"
     found = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW])),

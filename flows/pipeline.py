@@ -13,6 +13,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.runtime import flow_run
 
+from flows.experiment import current
+from flows.names import describe
 from flows.record import commit_results, push_data
 from flows.steps import publish_report, reproduce_stage
 from qaug.lifeline import stopping_first
@@ -25,24 +27,12 @@ from tasks.stages import NAMES, tags
 def run_name() -> str:
     """What the run is about rather than Prefect's random adjective-animal: "qgan/hybridq · customised · seed 3",
     the DVC experiment's name first under ``dvc exp run``."""
-    import os
-
     params = flow_run.parameters or {}
     try:
         raw = load_params(Path(params.get("root", ".")) / "params.yaml")
     except (OSError, ParamsError):
         return "qaug (params.yaml unreadable)"
-    return describe(raw, forced=bool(params.get("force")), experiment=os.environ.get("DVC_EXP_NAME"))
-
-
-def describe(raw: dict, forced: bool = False, experiment: str | None = None) -> str:
-    """Method (and QGAN model), augmentation strategy and seed of params ``raw``, as a run's name."""
-    augment = raw.get("augment", {})
-    method = augment.get("method", "?")
-    model = raw.get("qgan", {}).get("model") if method == "qgan" else None
-    parts = [experiment, f"{method}{'/' + model if model else ''}", augment.get("strategy"), f"seed {raw.get('seed', '?')}",
-             "forced" if forced else None]
-    return " · ".join(str(p) for p in parts if p)
+    return describe(raw, forced=bool(params.get("force")), experiment=current())
 
 
 @task(task_run_name="pre-flight check")

@@ -83,7 +83,7 @@ def test_every_task_with_retries_has_one_delay() -> None:
 
 
 def test_run_names_say_method_model_strategy_seed_and_experiment() -> None:
-    from flows.pipeline import describe
+    from flows.names import describe
 
     raw = {"seed": 3, "augment": {"method": "qgan", "strategy": "customised"}, "qgan": {"model": "hybridq"}}
     assert describe(raw) == "qgan/hybridq · customised · seed 3"
