@@ -130,7 +130,7 @@ def test_a_server_lost_mid_flow_costs_one_line_and_its_run_ends_crashed(server, 
     server.start()
     with temporary_settings({PREFECT_API_URL: server.url}), get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs()
-        assert run.state.type == StateType.RUNNING  # what the UI showed forever before the automation
+        assert run.state.type in (StateType.RUNNING, StateType.CRASHED)  # Running forever, before the automation
         deadline = time.monotonic() + 60
         while (state := client.read_flow_run(run.id).state).type == StateType.RUNNING and time.monotonic() < deadline:
             time.sleep(1)
@@ -151,13 +151,14 @@ def test_qaug_automations_installs_once_and_refuses_what_it_cannot_do(prefect_ap
         with get_client(sync_client=True) as client:
             return {name: client.read_automations_by_name(name) for name in (ZOMBIES, FAILURES)}
 
+    before = installed()  # `qaug deploy` in another test of the session may have installed the first
     assert main(["automations"]) == 2  # the test session sends no heartbeats
     assert "flow-run heartbeats are off" in capsys.readouterr().err
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60}):
         assert main(["automations", "--notify", "slack-webhook/nobody"]) == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("qaug automations: --notify slack-webhook/nobody: no such notification block"), line
-        assert installed() == {ZOMBIES: [], FAILURES: []}
+        assert installed() == before
         assert main(["automations"]) == 0 and main(["automations"]) == 0
         (zombies,) = installed()[ZOMBIES]
         assert zombies.trigger.within.total_seconds() == 180 and zombies.actions[0].state.value == "CRASHED"
