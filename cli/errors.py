@@ -7,13 +7,14 @@ from cli.server import ServerDown
 
 def input_errors() -> tuple[type[Exception], ...]:
     """Errors that are the input's fault (params, data, files, backend, server, a busy project): one line, exit 2."""
+    from flows.automations import AutomationError
     from qaug.checks import DataCheckError
     from qaug.io import InputError
     from qaug.params import ParamsError
     from qaug.repro import PipelineBusy
     from qmodels.backends import BackendError
 
-    return (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError, ServerDown, PipelineBusy)
+    return (ParamsError, DataCheckError, InputError, BackendError, FileNotFoundError, ServerDown, PipelineBusy, AutomationError)
 
 
 def rewrite_hint(err: Exception) -> str:

@@ -10,6 +10,7 @@
   qaug show --grid NAME     a grid's verdicts and paired differences with confidence intervals
   qaug flow [--force]       the same as one Prefect flow run: what dvc repro would run, a task run per stage
   qaug deploy               register prefect.yaml's nightly deployment on its work pool (a worker runs it)
+  qaug automations          on the Prefect server: runs whose process died are marked Crashed (deploy does it too)
   qaug schedule --cron ...  serve the nightly deployment from this process instead (one machine, no worker)
   qaug demo                 the quantum core alone: HQCNN + QGAN, no pipeline
   qaug gaussian             Gunduz's 1-D WGAN-GP experiment: N(0, 0.2), moments + histogram
@@ -23,10 +24,11 @@ import sys
 
 from cli import experiments, grids, pipeline, results
 from cli.errors import input_errors, rewrite_hint
+from cli.server import ServerLost
 from qaug import __version__
 from qaug.lifeline import hold
 from qaug.reproducible import pin
-from qaug.settings import configure
+from qaug.settings import LOG_FORMAT, configure
 
 
 # The commands whose processes (Prefect server and workers, DVC, stages) must not outlive them: qaug.lifeline.
@@ -107,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
     deploy = sub.add_parser("deploy", help="register prefect.yaml's nightly deployment on its process work pool (run from the project root)")
     deploy.add_argument("--name", default="qaug-nightly", help="deployment in prefect.yaml (default qaug-nightly)")
+    deploy.add_argument("--notify", metavar="TYPE/NAME", help="also message failed runs through this notification block, e.g. slack-webhook/team")
     deploy.set_defaults(func=pipeline.deploy)
+
+    automations = sub.add_parser("automations", help="install the server's automations: runs whose heartbeats stopped are marked Crashed")
+    automations.add_argument("--notify", metavar="TYPE/NAME",
+                             help="also message failed, crashed or timed-out runs through this notification block, e.g. slack-webhook/team")
+    automations.set_defaults(func=pipeline.automations)
 
     demo = sub.add_parser("demo", help="train the baseline HQCNN and the QGAN on digits 0/1/2 of the embedded MNIST")
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
@@ -127,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and args.command in OWNERS:  # this process is the command (not a caller's function call)
         hold()
     configure(quiet_prefect=args.command == "grid")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("qaug").setLevel(logging.INFO)  # stages' own progress and outcomes (a Prefect run's log shows them)
     try:
         return args.func(args)
+    except ServerLost:
+        return 2
     except input_errors() as err:
         print(f"qaug {args.command}: {err}{rewrite_hint(err)}", file=sys.stderr)
         return 2

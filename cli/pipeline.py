@@ -7,11 +7,12 @@ import argparse
 import json
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from cli import results, server
 from cli.errors import input_errors
-from cli.server import ServerDown
+from cli.server import ServerDown, ServerLost
 
 
 def stage(args: argparse.Namespace) -> int:
@@ -23,10 +24,15 @@ def stage(args: argparse.Namespace) -> int:
     chosen.parse(raw)  # bad params fail here, before any work
     print(f"[{NAMES.index(args.name) + 1}/{len(NAMES)}] {args.name}", flush=True)
     start = time.perf_counter()
-    if server.watched(required=False):  # a server is watching and this is not a stage of the pipeline flow: its own flow run
-        from flows.stage import stage_flow
+    if server.watched(required=False):  # a server is watching and this is not a stage of the pipeline flow
+        from flows import experiment
 
-        summary = stage_flow(args.name, args.params)
+        if experiment.current():  # a stage of `dvc exp run`: a task run of the experiment's one flow run
+            summary = experiment.run_stage(args.name, raw, experiment.current())
+        else:  # run by hand: its own flow run
+            from flows.stage import stage_flow
+
+            summary = stage_flow(args.name, args.params)
     else:
         summary = chosen.run(raw)
     print(f"{args.name}: done in {time.perf_counter() - start:.1f} s  {json.dumps(summary)}", flush=True)
@@ -35,22 +41,31 @@ def stage(args: argparse.Namespace) -> int:
 
 def pipeline_flow(force: bool, command: str) -> dict[str, str] | None:
     """The pipeline flow (a task run per stage, through DVC): each stage's outcome ("ran", "restored",
-    "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate,
-    and a server lost mid-run is one line, not tracebacks."""
+    "unchanged"), or None after a failed stage (its output is in the flow run's log); input errors propagate.
+    A server lost mid-run is one line, said when it goes (Prefect then retries for minutes before it gives up),
+    instead of Prefect's tracebacks and event dumps."""
     from flows.pipeline import pipeline
-    from flows.server import api_url, lost_server_errors
-    from qaug.repro import restore_hint
+    from flows.server import api_url, lost_server_errors, watching
+    from qaug.repro import exclusive, restore_hint
 
-    try:
-        return pipeline(force=force)
-    except lost_server_errors() as err:
-        raise ServerDown(f"lost the Prefect server at {api_url() or 'its temporary address'} during the run "
-                         f"({type(err).__name__}); the stages that finished are recorded in dvc.lock: run again to go on") from None
-    except Exception as err:
-        if isinstance(err, input_errors()):
-            raise
-        print(f"qaug {command}: {err}; {restore_hint()}", file=sys.stderr)
-        return None
+    with exclusive():  # a second run is refused here, before it makes a flow run (the flow takes the lock itself)
+        pass
+    url = api_url()
+    lost_line = (f"qaug {command}: lost the Prefect server at {url or 'its temporary address'}: this run stops once its running stage "
+                 f"ends (dvc.lock keeps every finished stage); start the server again (`prefect server start`) and run `qaug {command}` "
+                 "to go on (`qaug automations` marks this run Crashed once the server is back)")
+    with watching(url, on_lost=lambda: print(lost_line, file=sys.stderr, flush=True)) if url else nullcontext(None) as lost:
+        try:
+            return pipeline(force=force)
+        except Exception as err:
+            if lost is not None and lost.is_set():
+                raise ServerLost() from None
+            if isinstance(err, lost_server_errors()):  # a temporary server, or one the watcher had not yet missed
+                raise ServerDown(lost_line.split(": ", 1)[1]) from None
+            if isinstance(err, input_errors()):
+                raise
+            print(f"qaug {command}: {err}; {restore_hint()}", file=sys.stderr)
+            return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,4 +136,17 @@ def deploy(args: argparse.Namespace) -> int:
     from flows.scheduled import deploy as register
 
     server.watched(required=True)
-    return register(args.name)
+    code = register(args.name)
+    return code or automations(args)
+
+
+def automations(args: argparse.Namespace) -> int:
+    """The server's automations: runs whose heartbeats stopped are marked Crashed; with ``--notify``, failed runs
+    send a message (``qaug deploy`` installs them too)."""
+    from flows.automations import install
+    from flows.server import api_url
+
+    server.watched(required=True)
+    for name in install(notify=args.notify):
+        print(f"installed the automation {name!r} on {api_url()}")
+    return 0

@@ -10,6 +10,10 @@ class ServerDown(RuntimeError):
     """The configured Prefect server does not answer."""
 
 
+class ServerLost(RuntimeError):
+    """The server went away during the run, and the user was told when it did (one line): exit 2, nothing more."""
+
+
 def watched(required: bool) -> bool:
     """Whether a Prefect server is configured and answers. A stage of a run that already decided (the pipeline
     flow logs its output; a fallback run goes without) does not ask. A configured server that is down: a warning

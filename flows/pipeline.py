@@ -13,6 +13,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.runtime import flow_run
 
+from flows.experiment import current
+from flows.names import describe
 from flows.record import commit_results, push_data
 from flows.steps import publish_report, reproduce_stage
 from qaug.lifeline import stopping_first
@@ -23,16 +25,14 @@ from tasks.stages import NAMES, tags
 
 
 def run_name() -> str:
-    """"qgan/patch, seed 0" rather than Prefect's random adjective-animal: what the run is about."""
+    """What the run is about rather than Prefect's random adjective-animal: "qgan/hybridq · customised · seed 3",
+    the DVC experiment's name first under ``dvc exp run``."""
     params = flow_run.parameters or {}
     try:
         raw = load_params(Path(params.get("root", ".")) / "params.yaml")
     except (OSError, ParamsError):
         return "qaug (params.yaml unreadable)"
-    method = raw.get("augment", {}).get("method", "?")
-    model = raw.get("qgan", {}).get("model") if method == "qgan" else None
-    forced = ", forced" if params.get("force") else ""
-    return f"{method}{'/' + model if model else ''}, seed {raw.get('seed', '?')}{forced}"
+    return describe(raw, forced=bool(params.get("force")), experiment=current())
 
 
 @task(task_run_name="pre-flight check")

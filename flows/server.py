@@ -3,6 +3,11 @@ line, not a traceback (``qaug stage`` then runs without Prefect; ``qaug flow`` s
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import httpx
 
 
@@ -36,3 +41,60 @@ def lost_server_errors() -> tuple[type[BaseException], ...]:
     from prefect.exceptions import PrefectHTTPStatusError
 
     return (httpx.HTTPError, PrefectHTTPStatusError, ConcurrencySlotAcquisitionError, V1SlotError)
+
+
+# Who reports a lost server, once per API call, event and log batch (~170 lines for one loss): Prefect's own
+# loggers (prefect.events.clients, prefect._internal.concurrency's EventsWorker with whole events, the flow and
+# task run engines' tracebacks) and the HTTP and websocket libraries under them.
+NOISY = ("prefect", "httpx", "httpcore", "websockets")
+
+
+class _Unheard(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(NOISY)
+
+
+def silence_prefect() -> None:
+    """Drop Prefect's records from every handler, for the rest of the process (its shutdown reports each unsent
+    event again), and its API log worker's "--- Error logging to API ---" writes (they honour
+    ``logging.raiseExceptions``, as the standard library's handlers do)."""
+    logging.raiseExceptions = False
+    unheard = _Unheard()
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        handler.addFilter(unheard)
+
+
+@contextmanager
+def watching(url: str, on_lost: Callable[[], None], every: float = 0.5, patience: int = 3) -> Iterator[threading.Event]:
+    """While the block runs, ask the server's health endpoint every ``every`` seconds; once it is gone, silence
+    Prefect (:func:`silence_prefect`), call ``on_lost`` (the caller's one line) and set the event the block
+    gets. Gone:
+    a refused connection, or ``patience`` requests in a row without an answer (a busy server answers late, not
+    never); any HTTP answer (an auth error too) is a server."""
+    lost, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        silent = 0
+        with httpx.Client(timeout=2.0) as client:
+            while not done.wait(every):
+                try:
+                    client.get(f"{url.rstrip('/')}/health")
+                    silent = 0
+                except httpx.ConnectError:
+                    silent = patience
+                except httpx.TransportError:
+                    silent += 1
+                if silent >= patience:
+                    silence_prefect()
+                    on_lost()
+                    lost.set()
+                    return
+
+    watcher = threading.Thread(target=watch, name="qaug-server-watch", daemon=True)
+    watcher.start()
+    try:
+        yield lost
+    finally:
+        done.set()
+        watcher.join(timeout=5)

@@ -25,11 +25,29 @@ PROGRESS = re.compile(r"qaug\.progress: (?P<what>.+?) (?P<done>\d+)/(?P<total>\d
 # stage's log, noise in the UI; kept at DEBUG.
 DVC_ADVICE = re.compile(r"^\s*(To track the changes with git, run:|git add |To enable auto staging, run:|"
                         r"dvc config core\.autostage true|Use `dvc push` to send your updates to remote storage\.)")
+# A stage's line's own level: a log record as qaug.settings.LOG_FORMAT writes it ("WARNING qaug.filter: …"), DVC's
+# "ERROR: …" / "WARNING: …", a CLI's "qaug …: warning: …" or error line, a Python warning ("file.py:3: UserWarning: …").
+LEVELS = ((re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)(:| [\w.]+: )"), None),
+          (re.compile(r"^qaug( [a-z-]+)?: warning: "), logging.WARNING),
+          (re.compile(r"^qaug [a-z-]+: "), logging.ERROR),
+          (re.compile(r"^\S+:\d+: \w*Warning: "), logging.WARNING),
+          (re.compile(r"^Traceback \(most recent call last\):"), logging.ERROR))
 
 
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes."""
     return "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in ("qaug", *parts))
+
+
+def line_level(line: str) -> int:
+    """The level a line of a stage's output was written at (:data:`LEVELS`); INFO for anything else: its output."""
+    if DVC_ADVICE.match(line):
+        return logging.DEBUG
+    for pattern, level in LEVELS:
+        said = pattern.match(line)
+        if said:
+            return level if level is not None else logging.getLevelName(said["level"])
+    return logging.INFO
 
 
 def _busy(task, task_run, state) -> bool:
@@ -44,7 +62,8 @@ def _busy(task, task_run, state) -> bool:
     return False
 
 
-@task(task_run_name="{name}", retries=3, retry_delay_seconds=[60, 300, 900], retry_condition_fn=_busy)
+# One delay, not a list: the UI shows a task's retry delay as a number of seconds ("NaNs" for a list).
+@task(task_run_name="{name}", retries=4, retry_delay_seconds=300, retry_condition_fn=_busy)
 def reproduce_stage(name: str, root: str = ".", force: bool = False) -> str:
     """``dvc repro --single-item NAME``: DVC runs the stage only when something it depends on changed, so
     dvc.lock stays true. Returns "ran", "restored" (outputs from DVC's run cache) or "unchanged"."""
@@ -55,7 +74,7 @@ def reproduce_stage(name: str, root: str = ".", force: bool = False) -> str:
             line = ANSI.sub("", raw_line).rstrip()
             if not line:
                 continue
-            logger.log(logging.DEBUG if DVC_ADVICE.match(line) else logging.INFO, line)
+            logger.log(line_level(line), line)
             said = stage_outcome(line)
             outcome = said[1] if said and said[0] == name else outcome
             step = PROGRESS.search(line)

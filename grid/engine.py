@@ -12,8 +12,11 @@ slower as soon as another process is busy on the machine.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,11 +40,40 @@ def pin_threads() -> None:
     torch.set_num_threads(1)
 
 
+class _Terminal(logging.Handler):
+    """Hands a record to the root logger's handlers: the terminal (and whatever else the worker logs to)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
+@contextmanager
+def logs_to_task_run() -> Iterator[None]:
+    """The stage's own log lines (loggers ``qaug.*``: filter rounds, generation, progress) at INFO and above into
+    this task run's log at their levels; the terminal still gets only warnings and errors (the grid's progress
+    bar). A worker process left ``qaug`` at the root's WARNING, so its INFO lines went nowhere. One stage run
+    at a time per worker process (process pool, one-thread Dask and Ray workers): the logger is the process's."""
+    from prefect.logging.handlers import APILogHandler
+
+    qaug = logging.getLogger("qaug")
+    saved = qaug.level, qaug.propagate, list(qaug.handlers)
+    qaug.handlers = [APILogHandler(), _Terminal(logging.WARNING)]
+    qaug.setLevel(logging.INFO)
+    qaug.propagate = False
+    try:
+        yield
+    finally:
+        qaug.setLevel(saved[0])
+        qaug.propagate = saved[1]
+        qaug.handlers = saved[2]
+
+
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{run.label}")
 def stage_task(run: StageRun, store: str, upstream: dict[str, StageRun]) -> dict:
-    """One stage run in the grid's store (a no-op if another process finished it)."""
+    """One stage run in the grid's store (a no-op if another process finished it), its log lines in the task run's."""
     pin_threads()
-    return execute(Path(store), run, upstream)
+    with logs_to_task_run():
+        return execute(Path(store), run, upstream)
 
 
 def task_runner(engine: Engine, workers: int, address: str | None = None):

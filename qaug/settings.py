@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# How qaug's processes (``qaug stage`` under ``dvc repro``) write their log records: the pipeline flow reads each
+# line's level back from it (flows.steps.line_level), so a stage's warnings reach the UI as warnings.
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
 DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, F
                                             LogFilterTaskRunId)
 from prefect.settings import get_current_settings
 
+from flows.automations import ZOMBIES
 from flows.pipeline import pipeline
 from flows.record import commit_results
 from flows.stage import stage_flow
@@ -102,7 +103,8 @@ def test_task_runs_follow_dvc_yaml_graph_and_are_named_by_stage(flow_run) -> Non
     with get_client(sync_client=True) as client:
         name = client.read_flow_run(state.state_details.flow_run_id).name
     method = params["augment"]["method"]
-    assert name == f"{method}{'/' + params['qgan']['model'] if method == 'qgan' else ''}, seed {params['seed']}"
+    model = f"/{params['qgan']['model']}" if method == "qgan" else ""
+    assert name == f"{method}{model} · {params['augment']['strategy']} · seed {params['seed']}"  # e.g. "qgan/patch · customised · seed 0"
 
 
 def test_every_stage_logs_its_work_and_training_shows_progress(flow_run) -> None:
@@ -263,6 +265,7 @@ def test_the_nightly_deployment_runs_through_its_work_pool(flow_run) -> None:
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     with get_client(sync_client=True) as client:
         found = client.read_deployment_by_name("qaug-pipeline/qaug-nightly")
+        assert len(client.read_automations_by_name(ZOMBIES)) == 1  # deploy installs the zombie automation
         assert found.work_pool_name == "qaug" and found.global_concurrency_limit.limit == 1
         assert found.concurrency_options.collision_strategy == "ENQUEUE"
         (schedule,) = found.schedules
