@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,8 +124,9 @@ def print_summary(summary: dict, width: int = 100) -> None:
             table.add_column(col, justify="left" if col in ("comparison", "regime", "metric", "verdict") else "right")
         for d in summary["decisions"]:
             p_better = d.get("p_better")
+            p_better = None if p_better is None or not math.isfinite(p_better) else p_better
             table.add_row(f"{d['arm']} vs {d['reference']}", group_label(d["regime"], d["point"]), d["metric"],
-                          d["verdict"] + (" (inside ±δ)" if d["within_margin"] else ""), str(d["n"]), f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]",
+                          d["verdict"] + (" (and equivalent)" if d["within_margin"] else ""), str(d["n"]), f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]",
                           pts(d["margin"], False), "—" if p_better is None else f"{p_better:.2f}")
         console.print(table)
     for (regime, point), (label, sentences) in zip(groups(summary), verdicts(summary)):

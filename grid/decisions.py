@@ -8,7 +8,7 @@ Every other comparison is exploratory: estimate and unadjusted interval, never a
 
 from __future__ import annotations
 
-from grid.decide import Verdict
+from grid.decide import Verdict, d_z, p_better
 from grid.format import canonical, pts
 from grid.primaries import Design
 from grid.spec import GridSpec
@@ -29,14 +29,14 @@ def decision_rows(design: Design, state: Replay, compared: list[dict]) -> list[d
     for r in compared:
         r |= {"role": "exploratory", "verdict": "", "margin": None, "decision_low": None, "decision_high": None, "decision_level": None}
     out = []
-    for p, v in zip(design.primaries, state.verdicts):
+    for p, v, d in zip(design.primaries, state.verdicts, state.differences):
+        share, low, high = p_better(d)  # on the very seeds the verdict used, whatever the reference
         decision = {"regime": p.regime, "point": dict(p.point), "arm": p.arm, "reference": p.reference, "metric": p.metric,
-                    "margin": p.margin, **_verdict(v)}
+                    "margin": p.margin, **_verdict(v), "d_z": d_z(d), "p_better": share, "p_better_low": low, "p_better_high": high}
         row = rows.get((*p.group, p.arm, p.reference, p.metric))
         if row is not None:
             row |= {"role": "primary", "verdict": decision["verdict"], "margin": p.margin, "decision_low": decision["low"],
                     "decision_high": decision["high"], "decision_level": decision["level"]}
-            decision |= {k: row[k] for k in ("d_z", "p_better", "p_better_low", "p_better_high")}
         out.append(decision)
     return out
 
@@ -55,7 +55,7 @@ def verdict_text(row: dict) -> str:
     interval = f"[{pts(row['low'])}, {pts(row['high'])}]"
     word = row["verdict"]
     if word in ("better", "worse"):
-        within = f", inside {margin}" if row["within_margin"] else ""
+        within = f"; equivalent within {margin} too (real, and smaller than the margin)" if row["within_margin"] else ""
         return f"{word} by {pts(row['mean'])} {interval}{within}"
     if word == "equivalent":
         return f"equivalent within {margin}: {pts(row['mean'])} {interval}"
@@ -72,6 +72,7 @@ def family_text(design: Design) -> str:
     plan = ", ".join(map(str, design.plan))
     looks = f"{design.looks} looks (after {plan} seeds)" if design.looks > 1 else f"one look at {plan} seeds"
     m = len(design.primaries)
-    return (f"{m} primary comparison{'s' if m != 1 else ''}, family-wise error ≤ {ALPHA:.0%} over {looks}: each look spends "
-            f"α/{design.looks}, Holm over the open comparisons, paired t for better/worse, TOST for equivalent within the margin; "
-            "the interval shown with a verdict is the one that decided it. Everything else is exploratory (unadjusted 95 % intervals).")
+    return (f"{m} primary comparison{'s' if m != 1 else ''} over {looks}; family-wise error ≤ {ALPHA:.0%} for better/worse "
+            f"(paired t) and ≤ {ALPHA:.0%} for equivalent within the margin (TOST): each look spends α/{design.looks}, Holm over "
+            "the hypotheses not yet rejected; the interval shown with a verdict is the one that decided it. Everything else is "
+            "exploratory (unadjusted 95 % intervals).")

@@ -184,7 +184,7 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
                 outcome = schedule(wave, store, in_flight, on_done=bar.advance)
             total.add(outcome)
             unexplained = set(outcome.failed) - set(failures(store, runs))  # not a failed data check: the look cannot be judged
-            if unexplained or not outcome.executed:
+            if unexplained or not (outcome.executed or outcome.failed):  # new failure marks let the look be judged
                 break
     used = {k for r in finished_records(cells, runs, per_cell, store) for k in r["runs"].values()}
     total.reused = [k for k in runs if k in used and k not in total.executed]  # every run the finished cells took from the store

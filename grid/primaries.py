@@ -125,11 +125,11 @@ def _expand(entry: Any, spec: GridSpec, margins: dict[str, float], where: str) -
                         "and none is the reference everything else is compared with")
     regimes = [entry["regime"]] if "regime" in entry else list(spec.regimes)
     for r in regimes:
-        if r not in spec.regimes:
+        if not isinstance(r, str) or r not in spec.regimes:
             raise GridError(f"{where}.regime: {r!r} is not a regime of this grid (regimes: {', '.join(spec.regimes)})")
     points = _points(entry.get("point"), spec, where)
     metric = entry.get("metric", "headline")
-    if metric != "headline" and metric not in METRICS:
+    if not isinstance(metric, str) or (metric != "headline" and metric not in METRICS):
         raise GridError(f"{where}.metric: {metric!r} is not a metric a primary can use (headline, {', '.join(METRICS)})")
     out = []
     for regime in regimes:

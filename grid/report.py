@@ -107,7 +107,7 @@ def _figure(summary: dict, regime: str, point: dict, metric: str) -> str:
         return 0.0 if bound is None else 100 * abs(bound - deltas[n]["mean"])
 
     err = [[half(n, "low") for n in d_names], [half(n, "high") for n in d_names]]
-    colours = [{"better": "#080", "worse": "#b00", "equivalent": "#05a"}.get(deltas[n].get("verdict", ""), "#888") for n in d_names]
+    colours = ["#888"] * len(d_names)  # unadjusted intervals: the verdicts and their deciding intervals are the decision table's
     for i, n in enumerate(d_names):
         right.errorbar([d[i]], [n], xerr=[[err[0][i]], [err[1][i]]], fmt="none", ecolor=colours[i], capsize=3)
     right.scatter(d, d_names, c=colours, zorder=3)
@@ -200,7 +200,7 @@ def _decision_table(summary: dict) -> str:
     cols = ("comparison", "regime", "metric", "verdict", "seeds", "Δ [deciding CI]", "margin", "P(better) [bootstrap 95 %]", "d_z")
     out = [f"<h2>Decisions</h2><p>{e(summary.get('family', ''))}</p><table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
     for d in summary["decisions"]:
-        level = f" ({(1 - 2 * d['level']) * 100:.4g} % t)" if d.get("level") else ""
+        level = f" ({(1 - 2 * d['level']) * 100:.4g} % t)" if d.get("level") is not None and math.isfinite(d["level"]) else ""
         vals = [f"{e(d['arm'])} vs {e(d['reference'])}", e(group_label(d["regime"], d["point"])), e(d["metric"]),
                 f"<span class='{e(d['verdict'])}'>{e(verdict_text(d).split(':')[0])}</span>", str(d["n"]),
                 f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]{level}", f"±{pts(d['margin'], False)}",
@@ -242,17 +242,14 @@ def _arm_table(arms: list[dict], rows: list[dict], metric: str) -> str:
         find = {r["reference"]: r for r in rows if r["arm"] == a["arm"] and r["metric"] == metric}
         none, dup = find.get("none"), find.get("duplicates")
 
-        def cls(r):
-            return {"better": "better", "worse": "worse", "equivalent": "equivalent"}.get(r.get("verdict", ""), "ns") if r else ""
-
         def g(k, digits=3):
             return f"{m[k]['mean']:.{digits}f}" if k in m else "—"
         cells = [
             e(a["arm"]) + (" <small>(control)</small>" if a["control"] else ""), f"{a['seeds']} ({a['collapsed']})",
             f"{pts(m[metric]['mean'], False)} ± {pts(m[metric]['sd'], False)}" if metric in m else "—",
-            f"<span class='{cls(none)}'>{pts(none['mean'])} {ci(none)}</span>{fewer(none, a)}" if none else "",
+            f"{pts(none['mean'])} {ci(none)}{fewer(none, a)}" if none else "",
             _share(none.get("p_better")) if none else "",
-            f"<span class='{cls(dup)}'>{pts(dup['mean'])} {ci(dup)}</span>{fewer(dup, a)}" if dup else "",
+            f"{pts(dup['mean'])} {ci(dup)}{fewer(dup, a)}" if dup else "",
             power_seeds(none) if none else "",
             g("generated", 0), e(fidelity(m)), g("frechet_distance"), g("kid", 4), g("diversity"),
         ]

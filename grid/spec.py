@@ -32,6 +32,7 @@ CONTROLS: dict[str, dict[str, Any]] = {
 REFERENCES = ("none", "duplicates")  # every method is compared with these
 _KEYS = {"description", "base", "params", "methods", "controls", "regimes", "seeds", "sweep", "score_generated", "primary", "margins"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+MAX_WAVE = 1000  # seeds a wave plan may reach: every cell is planned up front, and a grid of more is not one qaug can run
 # What a method is paired on: changing it in a method would give that method its own subsample, baseline, error
 # analysis, judge (evaluate: the classifier whose test scores are compared, and its training settings) or device.
 PAIRED_ON = ("seed", "ingest", "baseline", "analysis", "quantum", "evaluate", "device")
@@ -220,8 +221,8 @@ def _seeds(value: Any, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if isinstance(value, dict):
         plan = value.get("waves")
         if set(value) != {"waves"} or (not isinstance(plan, list) or not plan or any(b <= a for a, b in zip(plan, plan[1:]))
-                                       or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in plan)):
-            raise GridError(f"{where}: seeds as a wave plan is {{waves: [n1, n2, ...]}}, increasing seed counts of at least 2 "
+                                       or not all(isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_WAVE for n in plan)):
+            raise GridError(f"{where}: seeds as a wave plan is {{waves: [n1, n2, ...]}}, increasing seed counts from 2 to {MAX_WAVE} "
                             f"(e.g. {{waves: [5, 10, 20, 40]}}), got {value!r}")
         return tuple(range(plan[-1])), tuple(plan)
     given = value
