@@ -365,10 +365,22 @@ def test_a_killed_grid_resumes_without_rerunning_finished_stages(small, tmp_path
 def test_a_grid_killed_inside_its_second_wave_resumes_there(prefect_api, tmp_path) -> None:
     """Seeds in waves: killed after the first look was judged and part of the second wave ran, a rerun judges the first
     look again from the store, runs only the second wave's missing stage runs and ends where an uninterrupted run ends."""
-    path = write_grid(tmp_path, {**SMALL, "seeds": {"waves": [2, 3]}, "primary": [{"method": "proto", "reference": "none"}]},
-                      name="waves")
-    reference = command.run(path, tmp_path / "reference", "process", 2, None, progress=False)
-    assert json.loads((tmp_path / "reference/summary.json").read_text())["design"]["looks_judged"] == 2  # open after 2 seeds
+    from prefect.settings import get_current_settings
+
+    path = write_grid(tmp_path, {**SMALL, "seeds": {"waves": [2, 3]}, "primary": [{"method": "proto", "reference": "none"}],
+                                 "score_generated": True}, name="waves")
+    proc = subprocess.run([sys.executable, "-m", "cli", "grid", str(path), "--out", str(tmp_path / "reference"), "--no-progress"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PREFECT_API_URL": get_current_settings().api.url})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reference = json.loads((tmp_path / "reference/summary.json").read_text())
+    assert reference["design"]["looks_judged"] == 2  # open after 2 seeds: the second wave ran
+    # every scoring cell lacks Inception weights: the grid says so once, its stage runs in the workers stay quiet
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "Inception FID skipped" in line]
+    assert said == ["Inception FID skipped: set metrics.inception_weights in params.yaml to a local copy of "
+                    "weights-inception-2015-12-05-6726825d.pth (torch-fidelity release v0.2.0, the FID Inception-v3); qaug never "
+                    "downloads weights (every cell that scores its generated samples)"], said
+    assert len(list((tmp_path / "reference/store/score_generated").glob("*/run.json"))) == 3 + 2  # proto seeds 0–2, duplicates 0–1
     out = tmp_path / "out"
     done_before = kill_grid_when(path, out, lambda: len(list((out / "store/ingest").glob("*/run.json"))) >= 3)  # wave 2 began
     result = command.run(path, out, "process", 2, None, progress=False)
@@ -494,22 +506,6 @@ def test_a_failing_stage_is_reported_and_blocks_only_its_cells(small) -> None:
     assert "Failed stage runs" in page and "evaluate · mosaiq · tiny · seed 0: not run (an input failed)" in page
     assert not any("mosaiq" in p.name for p in (out / "cells").glob("*.json"))
     assert sorted(summary["unfinished_cells"]) == ["mosaiq · tiny · seed 0", "mosaiq · tiny · seed 1"]
-
-
-def test_a_grid_says_inception_fid_skipped_once_not_once_per_cell(prefect_api, tmp_path) -> None:
-    """Two cells score their generated samples without Inception weights: one line for the grid, as `qaug run`
-    prints it once (the stage runs in the worker processes stay quiet)."""
-    from prefect.settings import get_current_settings
-
-    path = write_grid(tmp_path, {**SMALL, "controls": ["none"], "score_generated": True})
-    proc = subprocess.run([sys.executable, "-m", "cli", "grid", str(path), "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PREFECT_API_URL": get_current_settings().api.url}, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(list((tmp_path / "small/store/score_generated").iterdir())) == 2
-    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "Inception FID skipped" in line]
-    assert said == ["Inception FID skipped: set metrics.inception_weights in params.yaml to a local copy of "
-                    "weights-inception-2015-12-05-6726825d.pth (torch-fidelity release v0.2.0, the FID Inception-v3); qaug never "
-                    "downloads weights (every cell that scores its generated samples)"], said
 
 
 # --- a grid judged by a ResNet (HybridQ's protocol) -------------------------------------------------------------
