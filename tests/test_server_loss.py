@@ -93,7 +93,8 @@ def test_a_server_lost_mid_flow_costs_one_line_and_its_run_ends_crashed(server, 
         # process is gone once the CLI has returned, so a short window proves the mechanism in seconds
         assert install(within=timedelta(seconds=10)) == [ZOMBIES]
     env = {**server.env, "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-           "PREFECT_CLIENT_MAX_RETRIES": "1"}  # the CLI gives the server up in seconds, not after its default backoff
+           "PREFECT_CLIENT_MAX_RETRIES": "1",  # the CLI gives the server up in seconds, not after its default backoff
+           "PREFECT_LOGGING_LEVEL": "INFO"}  # the stage's lines on the terminal, whatever an in-process `qaug grid` left in os.environ
     cli = subprocess.Popen([sys.executable, "-m", "cli", "flow"], cwd=root, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)  # stderr read by one thread only, as it comes
     err: list[str] = []
