@@ -457,6 +457,7 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.slow  # 20 s; the local Ray instance test covers the numbers, this one --address
 def test_ray_on_a_running_loopback_cluster_gives_the_same_numbers(small, tmp_path, monkeypatch) -> None:
     """`--address` of a cluster started with `ray start --head` (token authentication off on both sides, as
     RAY_AUTH_MODE=disabled does; a real cluster's clients need its token instead)."""

@@ -167,7 +167,8 @@ def test_a_killed_grid_leaves_neither_its_prefect_server_nor_its_workers(tmp_pat
     _assert_none_survive(snapshot)
 
 
-@pytest.mark.parametrize("command, sig", [("flow", signal.SIGKILL), ("run", signal.SIGKILL), ("flow", signal.SIGTERM)],
+@pytest.mark.parametrize("command, sig", [("flow", signal.SIGKILL), ("run", signal.SIGKILL),
+                                          pytest.param("flow", signal.SIGTERM, marks=pytest.mark.slow)],  # the guard's own SIGTERM test covers it
                          ids=["flow-SIGKILL", "run-SIGKILL", "flow-SIGTERM"])
 def test_a_killed_pipeline_run_leaves_no_dvc_stage_or_server(tmp_path, command, sig) -> None:
     """``qaug flow`` (Prefect's temporary server) or ``qaug run`` (plain ``dvc repro``), killed while a stage runs:
