@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from qaug.lifeline import ENV, carrying
+from qaug.lifeline import ENV, SIGNALS, carrying
 from tests.pipeline_helpers import PROJECT, dvc_project, project_env
 from tests.test_grid import SMALL, write_grid
 
@@ -98,9 +98,17 @@ time.sleep(600)
 """
 
 
+def _signals_at_default() -> None:
+    """A command started from a terminal: SIGINT, SIGTERM and SIGHUP at their defaults, even where the test session
+    inherited them ignored (a CI runner's background job ignores SIGINT, and qaug keeps an ignored signal ignored)."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _owner() -> tuple[subprocess.Popen, psutil.Process]:
     """A process that holds its lifeline and starts a child outside its process group."""
-    owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=PROJECT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=PROJECT, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=_signals_at_default)
     return owner, psutil.Process(int(owner.stdout.readline()))
 
 
