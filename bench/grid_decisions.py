@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from grid.decide import judge  # noqa: E402
 from grid.primaries import design  # noqa: E402
 from grid.spec import load_grid  # noqa: E402
-from grid.waves import differences, group_records  # noqa: E402
+from grid.results import by_group  # noqa: E402
+from grid.waves import differences  # noqa: E402
 
 
 def cost(summary: dict) -> tuple[float, dict[str, int]]:
@@ -57,8 +58,8 @@ def main() -> None:
                       if (r["regime"], r["arm"], r["reference"], r["metric"]) in keys)
     records = old_cells(args.before, args.grid)
     seeds = sorted({r["seed"] for r in records})
-    by_group = group_records(records)
-    diffs = [differences(by_group, p, seeds) for p in questions.primaries]
+    groups = by_group(records)
+    diffs = [differences(groups, p, seeds) for p in questions.primaries]
     one_look = judge(diffs, [p.margin for p in questions.primaries], [len(seeds)], 1)
     rows = []
     for label, summary, decided in (("fixed run, its own rule", before, old_decided),

@@ -186,7 +186,7 @@ def grid_flow(name: str, grid_file: str, out: str, in_flight: int = 4, progress:
             unexplained = set(outcome.failed) - set(failures(store, runs))  # not a failed data check: the look cannot be judged
             if unexplained or not (outcome.executed or outcome.failed):  # new failure marks let the look be judged
                 break
-    used = {k for r in finished_records(cells, runs, per_cell, store) for k in r["runs"].values()}
+    used = {k for keys in per_cell.values() if all(is_done(store, runs[k]) for k in keys.values()) for k in keys.values()}
     total.reused = [k for k in runs if k in used and k not in total.executed]  # every run the finished cells took from the store
     return finish(spec, cells, runs, per_cell, Path(out), total)
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from grid import stats
+from grid.decide import d_z, p_better, wilcoxon_min_p
 from grid.format import canonical
 from grid.plan import StageRun, judged_by_resnet, result_stage
 from grid.spec import REFERENCES, Cell
@@ -96,7 +97,7 @@ def tidy(records: list[dict], sweep_keys: list[str]) -> list[dict]:
 def left_out_cells(records: list[dict]) -> list[dict]:
     """Every cell :func:`left_out` drops from the statistics, with the reason, in the records' order."""
     why = {}
-    for (regime, point), arms in _by_group(records).items():
+    for (regime, point), arms in by_group(records).items():
         for arm, seeds in left_out(arms).items():
             why |= {(regime, point, arm, s): reason for s, reason in seeds.items()}
     return [{"cell": r["label"], "regime": r["regime"], "point": r["point"], "arm": r["arm"], "seed": r["seed"], "why": reason}
@@ -116,7 +117,8 @@ def left_out(arms: dict[str, dict[int, dict]]) -> dict[str, dict[int, str]]:
             for arm, cells in arms.items()}
 
 
-def _by_group(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
+def by_group(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
+    """(regime, canonical point) → arm → seed → record."""
     groups: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in records:
         groups[(r["regime"], canonical(r["point"]))][r["arm"]][r["seed"]] = r
@@ -131,7 +133,7 @@ def comparisons(records: list[dict], seeds_for: dict[tuple, list[int]] | None = 
     from either (listed with the reason in ``excluded``); ``seeds_for`` limits a comparison, keyed
     (regime, canonical point, arm, reference, metric), to the seeds its verdict was judged on."""
     rows = []
-    for (regime, group_point), arms in _by_group(records).items():
+    for (regime, group_point), arms in by_group(records).items():
         point = next(iter(next(iter(arms.values())).values()))["point"]
         dropped = left_out(arms)
         for reference in REFERENCES:
@@ -160,8 +162,6 @@ def comparisons(records: list[dict], seeds_for: dict[tuple, list[int]] | None = 
 def effect_sizes(d: np.ndarray) -> dict[str, float]:
     """d_z and P(the method beats the reference on a seed) with its bootstrap CI; ``p_wilcoxon`` dropped (NaN) where
     the exact test cannot reach p < α with this many nonzero differences, whatever the data."""
-    from grid.decide import d_z, p_better, wilcoxon_min_p
-
     d = np.where(np.abs(d) < stats.ZERO, 0.0, d)
     share, low, high = p_better(d)
     out = {"d_z": d_z(d), "p_better": share, "p_better_low": low, "p_better_high": high}
@@ -174,7 +174,7 @@ def effect_sizes(d: np.ndarray) -> dict[str, float]:
 def arm_summaries(records: list[dict]) -> list[dict]:
     """Mean ± sd of every metric per (regime, point, arm), over the seeds :func:`left_out` keeps (the rest counted)."""
     rows = []
-    for (regime, _), arms in _by_group(records).items():
+    for (regime, _), arms in by_group(records).items():
         dropped = left_out(arms)
         for arm, by_seed in arms.items():
             cells = [by_seed[s] for s in sorted(by_seed)]

@@ -13,7 +13,6 @@ the one in progress: nothing after it is judged.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from grid import decide
 from grid.format import canonical
 from grid.primaries import Design, Primary
-from grid.results import left_out
+from grid.results import by_group, left_out
 from grid.spec import Cell, GridSpec
 from grid.stats import ZERO
 
@@ -68,9 +67,9 @@ def exploratory_cells(spec: GridSpec, design: Design, cells: list[Cell]) -> list
     return [c for c in cells if c.seed in first and (c.regime, canonical(dict(c.point)), c.arm.name) not in judged]
 
 
-def differences(by_group: dict[tuple, dict[str, dict[int, dict]]], primary: Primary, seeds: list[int]) -> list[float]:
+def differences(groups: dict[tuple, dict[str, dict[int, dict]]], primary: Primary, seeds: list[int]) -> list[float]:
     """Method − reference on ``seeds`` (in order), less those results.left_out drops (a collapsed model or baseline)."""
-    arms = by_group.get(primary.group, {})
+    arms = groups.get(primary.group, {})
     method, reference = arms.get(primary.arm, {}), arms.get(primary.reference, {})
     dropped = left_out(arms) if arms else {}
     out = []
@@ -81,18 +80,11 @@ def differences(by_group: dict[tuple, dict[str, dict[int, dict]]], primary: Prim
     return out
 
 
-def group_records(records: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
-    groups: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for r in records:
-        groups[(r["regime"], canonical(r["point"]))][r["arm"]][r["seed"]] = r
-    return groups
-
-
 def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict], failed: set[str] = frozenset()) -> Replay:
     """Judge every complete look in order; stop at the first look with unfinished cells (or at the end of the plan).
     ``failed``: ids of cells that ran without a result (their generated set failed its data checks)."""
     m = len(design.primaries)
-    finished, by_group = {r["cell"] for r in records} | set(failed), group_records(records)
+    finished, groups = {r["cell"] for r in records} | set(failed), by_group(records)
     state = Replay(0, [None] * m, [[] for _ in range(m)])
     for look in range(1, design.looks + 1):
         need = cells_for_look(spec, design, cells, state.verdicts, look)
@@ -101,7 +93,7 @@ def replay(spec: GridSpec, design: Design, cells: list[Cell], records: list[dict
             state.needed, state.missing = need, missing
             break
         seeds = list(spec.seeds[:design.plan[look - 1]])
-        diffs = [differences(by_group, p, seeds) if not (v and v.decided) else old
+        diffs = [differences(groups, p, seeds) if not (v and v.decided) else old
                  for p, v, old in zip(design.primaries, state.verdicts, state.differences)]
         state.verdicts = judge(diffs, design, look, state.verdicts)
         state.differences, state.judged = diffs, look
