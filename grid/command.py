@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from grid.format import canonical
+from grid.format import canonical, pts
 from grid.plan import axes
 from grid.primaries import design
 from grid.spec import GridError, load_grid
@@ -153,7 +153,10 @@ def status_text(info: dict) -> str:
     lines = [f"grid {info['grid']}: {info['cells_done']}/{info['cells']} cells, {info['stage_runs_done']}/{info['stage_runs']} stage runs done",
              *(f"  {stage:16s} {v['done']:4d}/{v['runs']} done" for stage, v in info["per_stage"].items()),
              f"waves {info['plan']}: {info['looks_judged']} look(s) judged"]
-    lines += [f"  {d['verdict']:12s} {d['comparison']} ({d['seeds']} seeds)" for d in info["decisions"]]
+    for d in info["decisions"]:  # the estimate so far, at the interval's deciding level (a long verdict on a line of its own)
+        text = f"{d['text']}; margin ±{pts(d['margin'], False)}"
+        line = f"  {d['comparison']}: {text}"
+        lines += [line] if len(line) <= 100 else [f"  {d['comparison']}:", f"      {text}"]
     wave = info["next_wave"]
     if wave is None:
         lines.append("every look is judged: nothing left to run")

@@ -12,7 +12,7 @@ from grid.decide import Verdict, d_z, p_better
 from grid.format import canonical, pts
 from grid.primaries import Design
 from grid.spec import GridSpec
-from grid.stats import ALPHA
+from grid.stats import ALPHA, MAX_SEEDS
 from grid.waves import Replay
 
 
@@ -32,7 +32,7 @@ def decision_rows(design: Design, state: Replay, compared: list[dict]) -> list[d
     for p, v, d in zip(design.primaries, state.verdicts, state.differences):
         share, low, high = p_better(d)  # on the very seeds the verdict used, whatever the reference
         decision = {"regime": p.regime, "point": dict(p.point), "arm": p.arm, "reference": p.reference, "metric": p.metric,
-                    "margin": p.margin, **_verdict(v), "d_z": d_z(d), "p_better": share, "p_better_low": low, "p_better_high": high}
+                    "margin": p.margin, **decision_fields(v), "d_z": d_z(d), "p_better": share, "p_better_low": low, "p_better_high": high}
         row = rows.get((*p.group, p.arm, p.reference, p.metric))
         if row is not None:
             row |= {"role": "primary", "verdict": decision["verdict"], "margin": p.margin, "decision_low": decision["low"],
@@ -41,7 +41,8 @@ def decision_rows(design: Design, state: Replay, compared: list[dict]) -> list[d
     return out
 
 
-def _verdict(v: Verdict | None) -> dict:
+def decision_fields(v: Verdict | None) -> dict:
+    """A primary's verdict as the summary, the status and ``verdict_text`` read it ("pending" before its first look)."""
     if v is None:
         return {"verdict": "pending", "look": 0, "n": 0, "mean": None, "low": None, "high": None, "level": None,
                 "within_margin": False, "seeds_difference": None, "seeds_equivalence": None}
@@ -62,7 +63,8 @@ def verdict_text(row: dict) -> str:
     if word == "open":
         return f"open after {row['n']} seeds: {pts(row['mean'])} {interval}"
     if word == "inconclusive":
-        need = [f"{n} for {what}" for n, what in ((row["seeds_difference"], "better/worse"), (row["seeds_equivalence"], "equivalence")) if n]
+        need = [f"{'more than ' if n >= MAX_SEEDS else ''}{n} for {what}"  # the search stops at MAX_SEEDS
+                for n, what in ((row["seeds_difference"], "better/worse"), (row["seeds_equivalence"], "equivalence")) if n]
         return f"inconclusive at {row['n']} seeds: {pts(row['mean'])} {interval}" + (f"; a fixed design would need {', '.join(need)}" if need else "")
     return "pending: the first wave has not finished"
 

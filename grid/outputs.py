@@ -20,7 +20,7 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from grid.decisions import decision_rows, family_text, seeds_judged
+from grid.decisions import decision_fields, decision_rows, family_text, seeds_judged, verdict_text
 from grid.format import canonical
 from grid.plan import StageRun, plan
 from grid.pooled import pooled
@@ -79,7 +79,9 @@ def status(grid_file: Path, out: Path) -> dict:
             "stage_runs": len(runs), "stage_runs_done": len(done), "cells_failed": len(failed),
             "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()},
             "plan": list(questions.plan), "looks_judged": state.judged,
-            "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0}
+            "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0,
+                           "margin": p.margin, **({"mean": v.mean, "low": v.low, "high": v.high, "level": v.level} if v else {}),
+                           "text": verdict_text({**decision_fields(v), "margin": p.margin})}
                           for p, v in zip(questions.primaries, state.verdicts)],
             "next_wave": None if state.finished else {
                 "look": state.judged + 1 if state.missing else None, "seeds": questions.plan[state.judged] if state.missing else questions.plan[0],

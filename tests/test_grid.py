@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from grid import command
+from grid.format import pts
 from grid.outputs import load_plan, status
 from grid.plan import plan
 from grid.spec import GridError, load_grid
@@ -316,6 +317,9 @@ def test_a_finished_grid_reruns_nothing(quick) -> None:
     assert (out / "results.csv").read_bytes() == before
     info = status(PROJECT / "grids/quick.yaml", out)
     assert info["cells_done"] == 18 and info["looks_judged"] == 2 and info["next_wave"] is None
+    final, shown = json.loads((out / "summary.json").read_text())["decisions"][0], info["decisions"][0]
+    assert (shown["mean"], shown["low"], shown["high"], shown["seeds"]) == (final["mean"], final["low"], final["high"], final["n"])
+    assert shown["text"].startswith(final["verdict"]) and f"margin ±{pts(final['margin'], False)}" in command.status_text(info)
 
 
 # MosaiQ needs more images a class than PCA components: its train_generator fails once validation has passed.

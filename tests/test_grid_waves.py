@@ -15,6 +15,7 @@ from grid.pooled import pooled
 from grid.primaries import DEFAULT_MARGINS, design
 from grid.results import comparisons
 from grid.spec import GridError, load_grid
+from grid.stats import MAX_SEEDS
 from grid.waves import cells_for_look, replay
 from tests.pipeline_helpers import PROJECT
 
@@ -183,6 +184,9 @@ def test_decision_rows_carry_the_deciding_interval_and_mark_the_comparisons(tmp_
      "equivalent within ±2.0: +0.4 [−1.0, +1.2]"),
     ({"verdict": "inconclusive", "mean": 0.03, "low": -0.01, "high": 0.07, "margin": 0.02, "n": 40, "within_margin": False,
       "seeds_difference": 61, "seeds_equivalence": None}, "inconclusive at 40 seeds: +3.0 [−1.0, +7.0]; a fixed design would need 61 for better/worse"),
+    ({"verdict": "inconclusive", "mean": 0.001, "low": -0.06, "high": 0.07, "margin": 0.02, "n": 26, "within_margin": False,
+      "seeds_difference": MAX_SEEDS, "seeds_equivalence": 273},
+     f"inconclusive at 26 seeds: +0.1 [−6.0, +7.0]; a fixed design would need more than {MAX_SEEDS} for better/worse, 273 for equivalence"),
     ({"verdict": "better", "mean": 0.01, "low": 0.002, "high": 0.018, "margin": 0.02, "n": 20, "within_margin": True},
      "better by +1.0 [+0.2, +1.8]; equivalent within ±2.0 too (real, and smaller than the margin)"),
 ])
