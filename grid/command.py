@@ -119,9 +119,10 @@ def print_summary(summary: dict, width: int = 100) -> None:
     console.print(f"grid {summary['grid']}, judged by {judges(summary.get('classifiers', ['hqcnn']))}")
     if summary.get("decisions"):
         console.print(summary.get("family", ""))
-        table = Table(title=f"grid {summary['grid']} · decisions (percentage points)")
-        for col in ("comparison", "regime", "metric", "verdict", "seeds", "Δ [CI]", "±δ", "P(better)"):
-            table.add_column(col, justify="left" if col in ("comparison", "regime", "metric", "verdict") else "right")
+        table = Table(title=f"grid {summary['grid']} · decisions (percentage points)", pad_edge=False)
+        for col in ("compared", "regime", "metric", "verdict", "seeds", "Δ [CI]", "±δ", "P(better)"):
+            words = col in ("compared", "regime", "metric", "verdict")  # only "qgan vs / duplicates" wraps: 100 columns
+            table.add_column(col, justify="left" if words else "right", no_wrap=col != "compared")
         for d in summary["decisions"]:
             p_better = d.get("p_better")
             p_better = None if p_better is None or not math.isfinite(p_better) else p_better

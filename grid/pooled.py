@@ -36,10 +36,14 @@ def pooled(comparisons: list[dict]) -> list[dict]:
         with warnings.catch_warnings():  # about the single regimes' own intervals, which are not used here
             warnings.simplefilter("ignore")
             res = combine_effects(effect, variance, method_re="chi2", use_t=True)
-        low, high = res.conf_int(use_t=True)[3]  # random effects, HKSJ scale, t(k − 1)
+            # statsmodels 0.15 leaves DL's τ² = (Q − (k − 1)) / c negative when the regimes agree more than chance
+            # allows (Q < k − 1): negative weights, a NaN HKSJ interval. DL truncates at 0, where random effects are
+            # the fixed-effect fit: its mean and its HKSJ-scaled interval (conf_int's row 2; row 3 is random effects).
+            truncated = res.tau2 < 0
+            low, high = res.conf_int(use_t=True)[2 if truncated else 3]  # HKSJ scale, t(k − 1)
         out.append({"point": rows[0]["point"], "arm": arm, "reference": reference, "metric": metric,
                     "regimes": [r["regime"] for r in rows], "seeds": sum(r["n"] for r in rows),
-                    "mean": float(res.mean_effect_re), "low": float(low), "high": float(high),
+                    "mean": float(res.mean_effect_fe if truncated else res.mean_effect_re), "low": float(low), "high": float(high),
                     "tau": math.sqrt(max(float(res.tau2), 0.0)), "i2": float(res.i2)})
     return out
 

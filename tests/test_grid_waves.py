@@ -194,12 +194,16 @@ def test_verdicts_read_as_words(row, text) -> None:
     assert verdict_text(row).replace("-", "−") == text
 
 
-def test_pooled_estimate_is_dersimonian_laird_with_the_hartung_knapp_interval() -> None:
+@pytest.mark.parametrize("ys, sds", [
+    ([0.05, 0.01, 0.03, -0.01], [0.04, 0.05, 0.02, 0.06]),  # Q > k − 1: τ² > 0
+    ([0.017, 0.009, 0.018, 0.003], [0.03, 0.02, 0.04, 0.04]),  # Q < k − 1 (the regimes grid's duplicates vs none): τ² = 0
+])
+def test_pooled_estimate_is_dersimonian_laird_with_the_hartung_knapp_interval(ys, sds) -> None:
     """By hand: w = 1/v, Q, τ² = max(0, (Q − (k − 1)) / (Σw − Σw²/Σw)), w* = 1/(v + τ²), μ = Σw*y/Σw*,
     HKSJ variance Σw*(y − μ)² / ((k − 1) Σw*), interval μ ± t(k − 1, 0.975) · √that."""
     from scipy import stats
 
-    ys, sds, ns = [0.05, 0.01, 0.03, -0.01], [0.04, 0.05, 0.02, 0.06], [10, 12, 8, 10]
+    ns = [10, 12, 8, 10]
     rows = [{"regime": f"r{i}", "point": {}, "arm": "qgan", "reference": "none", "metric": "accuracy", "n": n, "mean": y, "sd": s}
             for i, (y, s, n) in enumerate(zip(ys, sds, ns))]
     rows.append({**rows[0], "regime": "flat", "sd": 0.0})  # no spread: no variance to weigh it by, left out
@@ -214,6 +218,7 @@ def test_pooled_estimate_is_dersimonian_laird_with_the_hartung_knapp_interval() 
     assert len(got) == 1 and got[0]["regimes"] == ["r0", "r1", "r2", "r3"] and got[0]["seeds"] == 40
     assert got[0]["mean"] == pytest.approx(mu) and got[0]["tau"] == pytest.approx(math.sqrt(tau2))
     assert (got[0]["low"], got[0]["high"]) == pytest.approx((mu - half, mu + half))
+    assert (q > 3) == (tau2 > 0)  # each case is the one it says
     assert pooled(rows[:1]) == []  # one regime: nothing to pool
 
 
