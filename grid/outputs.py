@@ -79,10 +79,8 @@ def status(grid_file: Path, out: Path) -> dict:
             "stage_runs": len(runs), "stage_runs_done": len(done), "cells_failed": len(failed),
             "per_stage": {s: {"runs": n, "done": done_by_stage[s]} for s, n in by_stage.items()},
             "plan": list(questions.plan), "looks_judged": state.judged,
-            "decisions": [{"comparison": p.label, "verdict": v.verdict if v else "pending", "seeds": v.n if v else 0,
-                           "margin": p.margin, **({"mean": v.mean, "low": v.low, "high": v.high, "level": v.level} if v else {}),
-                           "text": verdict_text({**decision_fields(v), "margin": p.margin})}
-                          for p, v in zip(questions.primaries, state.verdicts)],
+            "decisions": [{"comparison": p.label, "seeds": f["n"], **f, "text": verdict_text(f)}
+                          for p, v in zip(questions.primaries, state.verdicts) for f in [decision_fields(v) | {"margin": p.margin}]],
             "next_wave": None if state.finished else {
                 "look": state.judged + 1 if state.missing else None, "seeds": questions.plan[state.judged] if state.missing else questions.plan[0],
                 "cells_to_run": dict(Counter(c.arm.name for c in state.to_run)), "stage_runs_to_run": len(next_keys)}}
