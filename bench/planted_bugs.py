@@ -29,7 +29,7 @@ BUGS = {
         "tasks/merge.py", 'labels = np.concatenate([train.labels, acc["labels"]])',
         'labels = np.concatenate([train.labels, np.roll(acc["labels"], 1)])', [STAGES]),
     "augmented model retrained with another seed": (
-        "tasks/evaluate.py", "result = fit(params, seed, merged)", "result = fit(params, seed + 1, merged)", [STAGES]),
+        "tasks/evaluate.py", "result = fit(params, seed, merged, device)", "result = fit(params, seed + 1, merged, device)", [STAGES]),
     "weight average never applied": (
         "qmodels/adversarial.py", "        ema.copy_to_module()", "        pass", [CORE, "tests/test_models.py"]),
     "R1 penalty's sign flipped": (
