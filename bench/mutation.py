@@ -55,7 +55,8 @@ SOURCE = [f"tests/test_source.py::{t}" for t in (
     "test_a_weights_file_replaced_at_the_same_path_reruns_the_stages_that_load_it_and_only_those")] + [
     "tests/test_grid.py::test_too_few_images_for_a_regime_names_the_grid_file_regime_and_keys"]
 JUDGE = ["tests/test_judge.py::test_the_grid_report_shows_the_judge_and_the_seeds_it_could_not_judge"]
-# The decision rule (numbers only, with its simulations) and the wave plan: primaries, looks, pooled estimates.
+# The decision rule (numbers only, with its simulations) and the wave plan: primaries, looks, pooled estimates
+# (tests/test_grid_outputs.py runs grids: minutes a mutant, and its Prefect server does not start in a forked child).
 WAVES = ["tests/test_grid_waves.py", "tests/test_decide.py"]
 DECIDE = ["tests/test_decide.py", "tests/test_grid_waves.py"]
 MIXING = ["tests/test_hybridq_protocol.py::test_mixing_counts_follow_alpha_and_the_real_class_distribution",
@@ -75,7 +76,7 @@ TARGETS: dict[str, list[str]] = {
     "qaug/generation_metrics.py": ["tests/test_generation_metrics.py", "tests/test_generation_scores.py"],
     "tasks/merge.py": [*MIXING, "tests/test_merge.py"],
     "grid/decide.py": DECIDE,
-    "grid/decisions.py": [*DECIDE, "tests/test_grid_outputs.py"],
+    "grid/decisions.py": DECIDE,
     "grid/primaries.py": WAVES,
     "grid/waves.py": WAVES,
     "grid/pooled.py": WAVES,
@@ -85,6 +86,44 @@ TARGETS: dict[str, list[str]] = {
 # (module, text on the mutated line, mutation or "*" for any) → why. Keep this short and the reasons checkable.
 _TOLERANCE = "a rounding tolerance moved by a factor of 2: only spreads within 2x of 1e-12 of the mean (float noise) read differently"
 _TIE = "differs only when two floats are exactly equal (a value landing exactly on its threshold), which no data gives"
+_MASKED = "a stand-in where the t test is undefined (under 2 seeds or no spread): its p is replaced by inf right after"
+_SPREAD = "usable = (n >= 2) & (sd > ZERO * np.maximum(1.0, np.abs(mean)))"
+_HAS_SPREAD = "return len(d) >= 2 and bool(d.std(ddof=1) > ZERO * max(1.0, abs(d.mean())))"
+_SCALE = ("the tolerance divided instead of multiplied by max(1, |mean|): the same 1e-12 for |mean| ≤ 1 (differences of "
+          "fractions are), smaller above; float noise (~1e-17) fails either, a real spread passes either")
+_DECIDE_EQUIVALENT: dict[tuple, str] = {
+    **{("grid/decide.py", text, m): why for text in (_SPREAD, _HAS_SPREAD) for m, why in (
+        ("1.0 → 2.0", _TOLERANCE), ("* → /", _SCALE), ("> → >=", _TIE))},
+    ("grid/decide.py", _SPREAD, "2 → 1"): "one seed has sd 0.0 (judge) or NaN (numpy), which fails the spread test as well",
+    ("grid/decide.py", _HAS_SPREAD, "2 → 1"): "one seed's sd (ddof 1) is NaN, which fails the spread test as well",
+    ("grid/decide.py", _HAS_SPREAD, "operand 1 of and dropped"): "as above: 0 or 1 seeds give a NaN sd, which fails the spread test",
+    ("grid/decide.py", _HAS_SPREAD, "1 → 0"): "ddof 0 scales the sd by √((n−1)/n) ≥ 0.7 in the spread test only: " + _TOLERANCE,
+    ("grid/decide.py", "df = np.where(usable, n - 1, 1.0)", "1.0 → 0.0"): _MASKED,
+    ("grid/decide.py", "df = np.where(usable, n - 1, 1.0)", "1.0 → 2.0"): _MASKED,
+    ("grid/decide.py", "se = np.where(usable, sd, 1.0) / np.sqrt(np.maximum(n, 1.0))", "1.0 → 0.0"): _MASKED,
+    ("grid/decide.py", "se = np.where(usable, sd, 1.0) / np.sqrt(np.maximum(n, 1.0))", "1.0 → 2.0"):
+        _MASKED + " (n ≥ 2 where it is used: max(n, 2) = n)",
+    ("grid/decide.py", "step = level / np.maximum(h[:, None] - np.arange(p.shape[1]), 1)", "1 → 0"):
+        "sorted positions ≥ h (already-rejected hypotheses, p = inf) are reached only when every hypothesis not yet "
+        "rejected passes, i.e. none is stopped (a stopped one keeps its place in h with p = inf and fails first); "
+        "the difference family then has no positions ≥ h, and the equivalence family only re-rejects what is already equivalent",
+    ("grid/decide.py", "passed = np.cumprod(np.take_along_axis(p, order, axis=1) <= step, axis=1)", "<= → <"): _TIE,
+    ("grid/decide.py", "return reject, threshold, level / np.maximum(h - reject.sum(axis=1), 1)", "1 → 2"):
+        "the stop level differs only with under 2 hypotheses left; the difference family always keeps 2 (no comparison "
+        "rejects both directions), so its level ≤ level/2 is the smaller of the two families' either way, the one shown",
+    **{("grid/decide.py", 'state = np.array([[{"better": 1, "worse": -1}.get(v.verdict, 0)', m):
+       "only zero / nonzero of an earlier direction is read: a decided comparison returns its earlier verdict unchanged, "
+       "and _look tests the state with == 0 and != 0 only" for m in ("1 → 2", "minus sign removed")},
+    ("grid/decide.py", 'word, level = ("better" if direction[0, i] > 0 else "worse")', "> → >="): "this branch has direction ≠ 0",
+    ("grid/decide.py", "stats.ttest_1samp(d, 0.0).confidence_interval", "0.0 → 1.0"):
+        "scipy's interval is the mean's, whatever the null value (checked: identical for 0 and 1)",
+    ("grid/decide.py", "lo, hi = 2, 2", "2 → 3", 0): "lo is read only after the doubling loop sets it, or when 2 seeds already "
+                                                     "suffice (then the bisection is skipped and hi = 2 returned)",
+    ("grid/decide.py", "lo, hi = 2, 2", "2 → 1", 0): "as above",
+    ("grid/decide.py", "lo, hi = 2, 2", "2 → 1", 1): "1 seed has no t test (df 0: NaN power), so the search moves on to 2 as before",
+    **{("grid/decide.py", "lo, hi = hi + 1, min(2 * hi, MAX_SEEDS)", m): "a lower bracket below the smallest count, or an upper one "
+       "past it (power grows with the count): the bisection finds the same count" for m in ("+ → -", "1 → 0", "min() → max()", "2 → 3")},
+}
 EQUIVALENT: dict[tuple, str] = {
     ("grid/stats.py", "ZERO = 1e-12", "1e-12 → 2e-12"): _TOLERANCE,
     ("grid/stats.py", "ZERO = 1e-12", "1e-12 → 5e-13"): _TOLERANCE,
@@ -126,6 +165,7 @@ EQUIVALENT: dict[tuple, str] = {
     ("qaug/generation_metrics.py", "np.tril(dist < near, k=-1)", "< → <="): _TIE,
     ("grid/plan.py", "hexdigest()[:20]", "20 → 21"): "the run key's length: a folder name, 80 bits either way",
     ("grid/plan.py", "hexdigest()[:20]", "20 → 19"): "the run key's length: a folder name, 76 bits instead of 80",
+    **_DECIDE_EQUIVALENT,
 }
 
 

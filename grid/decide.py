@@ -166,11 +166,10 @@ def judge(differences: Sequence[Sequence[float]], margins: Sequence[float], plan
         elif look < K:
             out.append(Verdict("open", level=float(stop[0]), **common, **_interval(d[i], float(stop[0]))))
         else:
-            sd_i, mean_i = common["sd"], common["mean"]
-            dz = mean_i / sd_i if sd_i > ZERO * max(1.0, abs(mean_i)) else math.nan
+            sd_i = common["sd"] if _has_spread(d[i]) else 0.0  # float noise is no spread: no seed count either way
             out.append(Verdict("inconclusive", level=float(stop[0]), **common, **_interval(d[i], float(stop[0])),
-                               seeds_difference=seeds_for_difference(dz, m, alpha),
-                               seeds_equivalence=seeds_for_equivalence(mean_i, sd_i, margins[i], m, alpha)))
+                               seeds_difference=seeds_for_difference(d_z(d[i]), m, alpha),
+                               seeds_equivalence=seeds_for_equivalence(common["mean"], sd_i, margins[i], m, alpha)))
     return out
 
 
@@ -195,7 +194,7 @@ def simulate(draw: Callable[[np.random.Generator, tuple[int, int, int]], np.ndar
 
 def _interval(d: np.ndarray, level: float) -> dict[str, float]:
     """The (1 − 2·level) paired t interval: the one a test at one-sided level ``level`` decides by."""
-    if len(d) < 2 or not d.std(ddof=1) > ZERO * max(1.0, abs(d.mean())):
+    if not _has_spread(d):
         return {"low": math.nan, "high": math.nan}
     low, high = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * level)
     return {"low": float(low), "high": float(high)}
@@ -259,9 +258,13 @@ def p_better(differences: Sequence[float], seed: int = 0, confidence: float = 1 
 def d_z(differences: Sequence[float]) -> float:
     """Standardised paired effect: mean / sd of the differences (NaN with under 2 seeds or no spread)."""
     d = np.asarray(differences, dtype=float)
-    if len(d) < 2 or not d.std(ddof=1) > ZERO * max(1.0, abs(d.mean())):
-        return math.nan
-    return float(d.mean() / d.std(ddof=1))
+    return float(d.mean() / d.std(ddof=1)) if _has_spread(d) else math.nan
+
+
+def _has_spread(d: np.ndarray) -> bool:
+    """At least 2 seeds that do not all move by the same amount, float noise aside: the t test is defined
+    (the scalar form of :func:`pvalues`' mask)."""
+    return len(d) >= 2 and bool(d.std(ddof=1) > ZERO * max(1.0, abs(d.mean())))
 
 
 def wilcoxon_min_p(n: int) -> float:
@@ -270,7 +273,7 @@ def wilcoxon_min_p(n: int) -> float:
     data, and the report should not show it as if it could. Zeros are dropped first: count only nonzero ones."""
     if n < 1:
         raise ValueError(f"wilcoxon_min_p: n = {n}; needs at least one nonzero difference")
-    return min(1.0, 2.0 ** (1 - n))
+    return 2.0 ** (1 - n)
 
 
 def _check_plan(plan: Sequence[int]) -> int:

@@ -182,7 +182,7 @@ def _arm_seconds(cells: list[Cell], runs: dict[str, StageRun], per_cell: dict[st
     keys: dict[str, set[str]] = defaultdict(set)
     for c in cells:
         keys[c.arm.name] |= {k for s, k in per_cell[c.id].items() if s not in shared}
-    return {arm: round(sum(_run_seconds(store, runs[k]) for k in ks), 1) for arm, ks in keys.items()}
+    return {arm: round(math.fsum(_run_seconds(store, runs[k]) for k in ks), 1) for arm, ks in keys.items()}  # exact: a set's order varies
 
 
 def _seconds(runs: dict[str, StageRun], store: Path) -> dict:

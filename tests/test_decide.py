@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
 from grid import stats as gstats
 from grid.decide import (Verdict, d_z, holm_step_down, judge, p_better, pvalues, seeds_for_difference,
@@ -146,6 +147,41 @@ def test_a_comparison_decided_by_one_family_keeps_its_place_in_the_other() -> No
     assert judge([[], d], [0.1, margin * 1.2], PLAN, 2, [better, None])[1].verdict == "equivalent"
 
 
+def test_a_comparison_decided_equivalent_leaves_its_family() -> None:
+    """Two primaries; the first was called equivalent at look 1. At look 2 the second's TOST p of 0.008 is tested
+    at α/K/1 = 0.0125 (one equivalence hypothesis left unrejected), so it is equivalent; counting the first again
+    (α/K/2 = 0.00625) would leave it open."""
+    equivalent = Verdict("equivalent", 1, 5, 0.0, 0.01, 0.1, 0.00625, -0.05, 0.05)
+    rng = np.random.default_rng(7)
+    d = rng.normal(0, 1, 10)
+    d = (d - d.mean()) / d.std(ddof=1) * 0.05
+    margin = sps.t.isf(0.008, 9) * 0.05 / math.sqrt(10)  # TOST p = 0.008 at mean 0
+    second = judge([[], d], [0.1, margin], PLAN, 2, [equivalent, None])
+    assert second[0] == equivalent and second[1].verdict == "equivalent" and second[1].level == pytest.approx(0.0125)
+    assert judge([[], d], [0.1, margin], PLAN, 2, [None, None])[1].verdict == "open"  # two left: 0.008 > 0.00625
+
+
+def test_two_seeds_decide_on_one_degree_of_freedom() -> None:
+    """The smallest look the plan allows: 2 seeds 0.0001 apart give t ≈ 2·10⁴, far past the t(1) quantile at 0.0125."""
+    d = [1.0, 1.0001]
+    v = judge([d], [0.5], [2, 4], 1)[0]
+    ci = sps.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * v.level)
+    assert v.verdict == "better" and v.n == 2 and v.level == pytest.approx(0.0125)
+    assert (v.low, v.high) == pytest.approx((ci.low, ci.high)) and v.low > 0.5
+
+
+@pytest.mark.parametrize("d", [[], [0.03], [0.03] * 5, [0.0] * 5, [0.1 + 0.2, 0.3, 0.3, 0.1 * 3], [0.01, 0.1 + 0.2 - 0.29, 0.01],
+                               [0.1 + 0.2 - 0.3] + [0.8 - (0.7 + 0.1)] * 3])
+def test_without_a_spread_nothing_is_decided_and_no_interval_is_shown(d: list[float]) -> None:
+    """No seed, one seed, or every seed moved by the same amount (equal-steps against none; the last three only up to
+    float noise, the very last around 0, where a tolerance relative to the mean would see t = 7): the t test is undefined, so the
+    comparison stays open, then is inconclusive with no interval and no seed count (d_z is undefined), whatever its mean."""
+    for plan, word in (([5, 10], "open"), ([5], "inconclusive")):
+        v = judge([d], [MARGIN], plan, 1)[0]
+        assert v.verdict == word and v.n == len(d) and math.isnan(v.low) and math.isnan(v.high)
+        assert v.sd <= 1e-15 and v.seeds_difference is None and v.seeds_equivalence is None
+
+
 def test_one_look_by_hand() -> None:
     """One look, one primary: the difference test is the ordinary two-sided t at 0.05 (one-sided 0.025) and TOST
     the 90 % interval inside ±δ. Differences 1..5: mean 3, se √0.5, t(0.975, 4) = 2.776 → [1.037, 4.963]; the
@@ -200,6 +236,35 @@ def test_seed_counts_have_the_power_they_promise() -> None:
     assert np.mean(p <= 0.05 / 3) >= 0.8 - 3 * math.sqrt(0.16 / 20000)
 
 
+@pytest.mark.parametrize("effect, m", [(0.5, 3), (-0.8, 8), (1.7, 1), (50.0, 1)])
+def test_the_difference_count_is_the_smallest_with_the_power(effect: float, m: int) -> None:
+    """Against statsmodels: the one-sided t test at α/(2m) against d_z reaches 80 % power at the count, not one
+    seed earlier; 2 seeds (the fewest a t test takes) where the effect is huge."""
+    def power(n: int) -> float:
+        return TTestPower().power(effect_size=abs(effect), nobs=n, alpha=0.05 / (2 * m), alternative="larger")
+    n = seeds_for_difference(effect, m)
+    assert power(n) >= 0.8 and (n == 2 or power(n - 1) < 0.8)
+    assert (n == 2) == (effect == 50.0)
+
+
+def test_seed_counts_are_capped_and_undefined_without_an_effect_or_a_spread() -> None:
+    assert seeds_for_difference(0.001, 3) == seeds_for_equivalence(0.0, 1.0, 0.001, 3) == gstats.MAX_SEEDS
+    assert seeds_for_difference(math.nan, 3) is None and seeds_for_difference(math.inf, 3) is None
+    for mean, sd in ((math.nan, 0.01), (0.0, math.nan), (0.0, math.inf), (0.0, 0.0), (0.02, 0.01), (-0.02, 0.01)):
+        assert seeds_for_equivalence(mean, sd, MARGIN, 1) is None  # no spread, or the difference on the margin
+
+
+@pytest.mark.parametrize("mean, sd, margin, m", [(0.005, 0.02, 0.02, 3), (0.0, 0.03, 0.02, 8), (-0.01, 0.015, 0.05, 2)])
+def test_the_equivalence_count_is_the_smallest_with_the_power(mean, sd, margin, m) -> None:
+    """Against statsmodels: TOST's power is at least the two one-sided t tests' powers less 1 (each at α/m, against
+    effects (δ ± μ)/σ); the count is the smallest n where that bound reaches 80 %."""
+    def bound(n: int) -> float:
+        return sum(TTestPower().power(effect_size=(margin + s * mean) / sd, nobs=n, alpha=0.05 / m, alternative="larger")
+                   for s in (1, -1)) - 1
+    n = seeds_for_equivalence(mean, sd, margin, m)
+    assert bound(n) >= 0.8 > bound(n - 1)
+
+
 def test_wilcoxon_min_p_is_scipys_exact_smallest() -> None:
     assert wilcoxon_min_p(5) == 0.0625  # five seeds can never reach 0.05
     for n in range(1, 21):
@@ -226,9 +291,16 @@ def test_d_z_by_hand() -> None:
 @pytest.mark.parametrize("call, message", [
     (lambda: judge([[0.1, 0.2]], [0.02], [5, 5], 1), "wave plan"),
     (lambda: judge([[0.1, 0.2]], [0.02], [1, 5], 1), "wave plan"),
+    (lambda: judge([[0.1, 0.2]], [0.02], [], 1), "wave plan"),
+    (lambda: judge([[0.1, 0.2]], [0.02], [2.5, 5], 1), "wave plan"),
+    (lambda: judge([[0.1, 0.2], [0.1]], [0.02, 0.0], PLAN, 1), "margins"),
+    (lambda: judge([[0.1, 0.2]], [math.inf], PLAN, 1), "margins"),
     (lambda: judge([[0.1, 0.2]], [0.0], PLAN, 1), "margins"),
     (lambda: judge([[0.1, 0.2]], [0.02, 0.02], PLAN, 1), "margins: 2 given for 1"),
     (lambda: judge([[0.1, 0.2]], [0.02], PLAN, 5), "look 5"),
+    (lambda: judge([[0.1, 0.2]], [0.02], PLAN, 0), "look 0"),
+    (lambda: judge([[0.1, 0.2]], [0.02], PLAN, 1, alpha=0.0), "alpha 0.0"),
+    (lambda: judge([[0.1, 0.2]], [0.02], PLAN, 1, alpha=1.0), "alpha 1.0"),
     (lambda: judge([[0.1] * 6], [0.02], PLAN, 1), r"differences\[0\]: 6 seeds"),
     (lambda: judge([[0.1, 0.2]], [0.02], PLAN, 2, []), "earlier"),
 ])
