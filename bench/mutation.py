@@ -121,6 +121,14 @@ _DECIDE_EQUIVALENT: dict[tuple, str] = {
                                                      "suffice (then the bisection is skipped and hi = 2 returned)",
     ("grid/decide.py", "lo, hi = 2, 2", "2 → 1", 0): "as above",
     ("grid/decide.py", "lo, hi = 2, 2", "2 → 1", 1): "1 seed has no t test (df 0: NaN power), so the search moves on to 2 as before",
+    ("grid/decide.py", "lo, hi = 2, 2", "2 → 3", 1): "the search starts at 3 with 2 still its lower bound: the bisection reaches 2",
+    ("grid/decide.py", "abs(effect) * math.sqrt(n)) >= target", ">= → >"): _TIE,
+    ("grid/decide.py", "return 1 - fail >= target", ">= → >"): _TIE,
+    ("grid/decide.py", "def p_better(differences: Sequence[float], seed: int = 0", "0 → 1"): "the bootstrap's default seed: any fixed one repeats",
+    ("grid/decide.py", "n_resamples=9999", "*"): "one bootstrap resample more or less: the same estimator, its Monte-Carlo noise "
+                                                 "changed by 0.01 %",
+    ("grid/decide.py", _HAS_SPREAD, "1 → 2"): "ddof 2 scales the sd by √((n−1)/(n−2)) in the spread test only (2 seeds: ∞ for any "
+                                              "spread, NaN for none, as before): " + _TOLERANCE,
     **{("grid/decide.py", "lo, hi = hi + 1, min(2 * hi, MAX_SEEDS)", m): "a lower bracket below the smallest count, or an upper one "
        "past it (power grows with the count): the bisection finds the same count" for m in ("+ → -", "1 → 0", "min() → max()", "2 → 3")},
 }

@@ -236,7 +236,7 @@ def test_seed_counts_have_the_power_they_promise() -> None:
     assert np.mean(p <= 0.05 / 3) >= 0.8 - 3 * math.sqrt(0.16 / 20000)
 
 
-@pytest.mark.parametrize("effect, m", [(0.5, 3), (-0.8, 8), (1.7, 1), (50.0, 1)])
+@pytest.mark.parametrize("effect, m", [(0.5, 3), (-0.8, 8), (1.7, 1), (2.12, 1), (50.0, 1)])
 def test_the_difference_count_is_the_smallest_with_the_power(effect: float, m: int) -> None:
     """Against statsmodels: the one-sided t test at α/(2m) against d_z reaches 80 % power at the count, not one
     seed earlier; 2 seeds (the fewest a t test takes) where the effect is huge."""
@@ -254,7 +254,8 @@ def test_seed_counts_are_capped_and_undefined_without_an_effect_or_a_spread() ->
         assert seeds_for_equivalence(mean, sd, MARGIN, 1) is None  # no spread, or the difference on the margin
 
 
-@pytest.mark.parametrize("mean, sd, margin, m", [(0.005, 0.02, 0.02, 3), (0.0, 0.03, 0.02, 8), (-0.01, 0.015, 0.05, 2)])
+@pytest.mark.parametrize("mean, sd, margin, m", [(0.005, 0.02, 0.02, 3), (0.0, 0.03, 0.02, 8), (-0.01, 0.015, 0.05, 2),
+                                                 (0.0, 0.003, 0.02, 1), (0.0, 0.004, 0.02, 1), (0.0, 0.007, 0.02, 1), (0.0, 0.031, 0.02, 1)])
 def test_the_equivalence_count_is_the_smallest_with_the_power(mean, sd, margin, m) -> None:
     """Against statsmodels: TOST's power is at least the two one-sided t tests' powers less 1 (each at α/m, against
     effects (δ ± μ)/σ); the count is the smallest n where that bound reaches 80 %."""
@@ -281,6 +282,7 @@ def test_p_better_by_hand() -> None:
     assert (estimate, low, high) == pytest.approx((0.8, 0.5, 1.0))
     assert p_better([0.01] * 8 + [-0.02] * 2, seed=3) == p_better([0.01] * 8 + [-0.02] * 2, seed=3)
     assert p_better([0.01])[0] == 1.0 and math.isnan(p_better([0.01])[1])
+    assert all(math.isnan(x) for x in p_better([]))
 
 
 def test_d_z_by_hand() -> None:
