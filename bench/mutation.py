@@ -124,6 +124,9 @@ _DECIDE_EQUIVALENT: dict[tuple, str] = {
     ("grid/decide.py", "lo, hi = 2, 2", "2 → 3", 1): "the search starts at 3 with 2 still its lower bound: the bisection reaches 2",
     ("grid/decide.py", "abs(effect) * math.sqrt(n)) >= target", ">= → >"): _TIE,
     ("grid/decide.py", "return 1 - fail >= target", ">= → >"): _TIE,
+    ("grid/pooled.py", 'combine_effects(effect, variance, method_re="chi2", use_t=True)', "True → False"):
+        "only conf_int's default; the interval is read with conf_int(use_t=True)",
+    ("grid/pooled.py", "truncated = res.tau2 < 0", "< → <="): "at τ² = 0 the random-effects fit is the fixed-effect one (same weights)",
     ("grid/decide.py", "def p_better(differences: Sequence[float], seed: int = 0", "0 → 1"): "the bootstrap's default seed: any fixed one repeats",
     ("grid/decide.py", "n_resamples=9999", "*"): "one bootstrap resample more or less: the same estimator, its Monte-Carlo noise "
                                                  "changed by 0.01 %",

@@ -44,6 +44,6 @@ def pooled(comparisons: list[dict]) -> list[dict]:
         out.append({"point": rows[0]["point"], "arm": arm, "reference": reference, "metric": metric,
                     "regimes": [r["regime"] for r in rows], "seeds": sum(r["n"] for r in rows),
                     "mean": float(res.mean_effect_fe if truncated else res.mean_effect_re), "low": float(low), "high": float(high),
-                    "tau": math.sqrt(max(float(res.tau2), 0.0)), "i2": float(res.i2)})
+                    "tau": math.sqrt(max(float(res.tau2), 0.0)), "i2": max(float(res.i2), 0.0)})  # I², truncated as τ² is
     return out
 

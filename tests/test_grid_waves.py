@@ -219,7 +219,14 @@ def test_pooled_estimate_is_dersimonian_laird_with_the_hartung_knapp_interval(ys
     assert got[0]["mean"] == pytest.approx(mu) and got[0]["tau"] == pytest.approx(math.sqrt(tau2))
     assert (got[0]["low"], got[0]["high"]) == pytest.approx((mu - half, mu + half))
     assert (q > 3) == (tau2 > 0)  # each case is the one it says
+    assert {k: got[0][k] for k in ("point", "arm", "reference", "metric")} == {"point": {}, "arm": "qgan", "reference": "none",
+                                                                                  "metric": "accuracy"}
+    assert got[0]["i2"] == pytest.approx(max(0.0, (q - 3) / q))  # the share of the spread between regimes
     assert pooled(rows[:1]) == []  # one regime: nothing to pool
+    unweighable = [{**rows[1], "regime": "one seed", "n": 1}, {**rows[2], "regime": "no sd", "sd": None}]
+    assert pooled(rows + unweighable)[0]["regimes"] == ["r0", "r1", "r2", "r3"]
+    two = pooled([{**r, "n": 2} for r in rows[:2]])  # the fewest that pool: 2 regimes of 2 seeds
+    assert len(two) == 1 and two[0]["regimes"] == ["r0", "r1"] and two[0]["seeds"] == 4
 
 
 def test_a_cell_whose_generated_set_failed_its_checks_has_run_without_a_result(tmp_path) -> None:
