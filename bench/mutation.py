@@ -57,8 +57,7 @@ SOURCE = [f"tests/test_source.py::{t}" for t in (
 JUDGE = ["tests/test_judge.py::test_the_grid_report_shows_the_judge_and_the_seeds_it_could_not_judge"]
 # The decision rule (numbers only, with its simulations) and the wave plan: primaries, looks, pooled estimates
 # (tests/test_grid_outputs.py runs grids: minutes a mutant, and its Prefect server does not start in a forked child).
-WAVES = ["tests/test_grid_waves.py", "tests/test_decide.py"]
-DECIDE = ["tests/test_decide.py", "tests/test_grid_waves.py"]
+DECISIONS = ["tests/test_decide.py", "tests/test_grid_waves.py"]
 MIXING = ["tests/test_hybridq_protocol.py::test_mixing_counts_follow_alpha_and_the_real_class_distribution",
           "tests/test_hybridq_protocol.py::test_mix_draws_each_class_without_replacement_and_names_a_shortfall"]
 
@@ -75,11 +74,7 @@ TARGETS: dict[str, list[str]] = {
     "grid/equal_steps.py": ["tests/test_grid_spec.py"],
     "qaug/generation_metrics.py": ["tests/test_generation_metrics.py", "tests/test_generation_scores.py"],
     "tasks/merge.py": [*MIXING, "tests/test_merge.py"],
-    "grid/decide.py": DECIDE,
-    "grid/decisions.py": DECIDE,
-    "grid/primaries.py": WAVES,
-    "grid/waves.py": WAVES,
-    "grid/pooled.py": WAVES,
+    **dict.fromkeys(("grid/decide.py", "grid/decisions.py", "grid/primaries.py", "grid/waves.py", "grid/pooled.py"), DECISIONS),
 }
 
 # Mutants that cannot change a printed number, pairing or verdict, found by reading each survivor:
